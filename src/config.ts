@@ -1,0 +1,55 @@
+/** The Worker's environment: the Room namespace and the settings of wrangler.toml `[vars]`. */
+export interface Env {
+  ROOM: DurableObjectNamespace<import("./room/room").Room>;
+  MAX_MESSAGE_BYTES?: string;
+  MAX_CONNECTIONS_PER_ROOM?: string;
+  PUBLISH_RATE_PER_SECOND?: string;
+  HISTORY_MAX_COUNT?: string;
+  HISTORY_MAX_AGE_SECONDS?: string;
+  HISTORY_PAGE_LIMIT?: string;
+  SSE_HEARTBEAT_SECONDS?: string;
+  SSE_MAX_QUEUED_EVENTS?: string;
+}
+
+/** The relay's limits, parsed once from {@link Env}. Defaults match wrangler.toml. */
+export interface Limits {
+  /** Largest message text in UTF-8 bytes. */
+  maxMessageBytes: number;
+  /** Largest WebSocket frame or HTTP body: the text plus room for the envelope. */
+  maxFrameBytes: number;
+  maxConnectionsPerRoom: number;
+  /** Publishes per second per connection; 0 disables the limit. */
+  publishRatePerSecond: number;
+  historyMaxCount: number;
+  /** 0 = no age limit. */
+  historyMaxAgeMs: number;
+  historyPageLimit: number;
+  sseHeartbeatMs: number;
+  sseMaxQueuedEvents: number;
+}
+
+/** Bytes a frame or body may add around the text (JSON keys, id, user). */
+const ENVELOPE_BYTES = 1024;
+
+function int(value: string | undefined, fallback: number, min = 0): number {
+  if (value === undefined || value.trim() === "") return fallback;
+  const n = Number(value);
+  if (!Number.isFinite(n) || n < min) throw new Error(`invalid setting value ${JSON.stringify(value)}`);
+  return Math.floor(n);
+}
+
+/** Reads the limits from the environment; a malformed value is an error, not a silent default. */
+export function readLimits(env: Env): Limits {
+  const maxMessageBytes = int(env.MAX_MESSAGE_BYTES, 65536, 1);
+  return {
+    maxMessageBytes,
+    maxFrameBytes: maxMessageBytes + ENVELOPE_BYTES,
+    maxConnectionsPerRoom: int(env.MAX_CONNECTIONS_PER_ROOM, 10000, 1),
+    publishRatePerSecond: int(env.PUBLISH_RATE_PER_SECOND, 50),
+    historyMaxCount: int(env.HISTORY_MAX_COUNT, 10000, 1),
+    historyMaxAgeMs: int(env.HISTORY_MAX_AGE_SECONDS, 604800) * 1000,
+    historyPageLimit: int(env.HISTORY_PAGE_LIMIT, 1000, 1),
+    sseHeartbeatMs: int(env.SSE_HEARTBEAT_SECONDS, 15, 1) * 1000,
+    sseMaxQueuedEvents: int(env.SSE_MAX_QUEUED_EVENTS, 4096, 1),
+  };
+}

@@ -1,0 +1,180 @@
+/**
+ * RoomLog: a room's durable, ordered message log in the Durable Object's SQLite storage.
+ *
+ * Offsets (`seq`) are 1, 2, 3, ... per epoch, assigned in write order. Retention (a count and an
+ * age) is exact on every read: events past it are invisible at once, and their rows are deleted
+ * a few writes later. The newest row is never deleted, so the next offset survives a restart even
+ * when every event has expired. Idempotency keys are unique per room for as long as their event
+ * is stored.
+ */
+
+/** One stored event, as kept in SQLite. */
+export interface StoredEvent {
+  seq: number;
+  id: string;
+  user: string;
+  timeMs: number;
+  text: string;
+}
+
+/** How much history a room keeps. */
+export interface Retention {
+  maxCount: number;
+  /** 0 = no age limit. */
+  maxAgeMs: number;
+}
+
+/** The result of an append: the stored event, and whether it was stored before under the same id. */
+export interface AppendResult {
+  event: StoredEvent;
+  duplicate: boolean;
+}
+
+/** Physical deletes run every this many writes; reads apply retention exactly in between. */
+const TRIM_EVERY = 32;
+
+type Row = { seq: number; id: string; user: string; time_ms: number; text: string } & Record<string, SqlStorageValue>;
+
+const toEvent = (r: Row): StoredEvent => ({
+  seq: r.seq,
+  id: r.id,
+  user: r.user,
+  timeMs: r.time_ms,
+  text: r.text,
+});
+
+/** Makes a new epoch: short, unique enough to tell one life of a log from another. */
+function newEpoch(): string {
+  return `${Date.now().toString(36)}${crypto.randomUUID().slice(0, 8)}`;
+}
+
+export class RoomLog {
+  readonly #sql: SqlStorage;
+  readonly #retention: Retention;
+  #epoch: string;
+  #lastSeq: number;
+  #lastTimeMs: number;
+
+  /** Opens (creating on first use) the log in `sql`. Cheap: runs on every Durable Object start. */
+  constructor(sql: SqlStorage, retention: Retention) {
+    this.#sql = sql;
+    this.#retention = retention;
+    sql.exec(`CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)`);
+    sql.exec(
+      `CREATE TABLE IF NOT EXISTS events (
+         seq INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, user TEXT NOT NULL,
+         time_ms INTEGER NOT NULL, text TEXT NOT NULL)`,
+    );
+    const epoch = sql.exec<{ value: string }>(`SELECT value FROM meta WHERE key = 'epoch'`).toArray()[0];
+    if (epoch) {
+      this.#epoch = epoch.value;
+    } else {
+      this.#epoch = newEpoch();
+      sql.exec(`INSERT INTO meta (key, value) VALUES ('epoch', ?)`, this.#epoch);
+    }
+    const last = sql
+      .exec<{ seq: number; time_ms: number }>(`SELECT seq, time_ms FROM events ORDER BY seq DESC LIMIT 1`)
+      .toArray()[0];
+    this.#lastSeq = last?.seq ?? 0;
+    this.#lastTimeMs = last?.time_ms ?? 0;
+  }
+
+  /** The epoch of this log. */
+  get epoch(): string {
+    return this.#epoch;
+  }
+
+  /** The newest offset written (0 when nothing was ever written in this epoch). */
+  get lastSeq(): number {
+    return this.#lastSeq;
+  }
+
+  /** The oldest offset a reader can still get at `nowMs`; `lastSeq + 1` when nothing is retained. */
+  firstAvailable(nowMs: number): number {
+    const floor = Math.max(1, this.#lastSeq - this.#retention.maxCount + 1);
+    const row = this.#sql
+      .exec<{ seq: number }>(
+        `SELECT seq FROM events WHERE seq >= ? AND time_ms >= ? ORDER BY seq LIMIT 1`,
+        floor,
+        this.#ageCutoff(nowMs),
+      )
+      .toArray()[0];
+    return row?.seq ?? this.#lastSeq + 1;
+  }
+
+  /** The stored event with this idempotency key, if it is still retained. */
+  findById(id: string, nowMs: number): StoredEvent | undefined {
+    const row = this.#byId(id);
+    if (!row || row.seq < this.firstAvailable(nowMs)) return undefined;
+    return toEvent(row);
+  }
+
+  /**
+   * Appends one event with the next offset. With an `id` seen before, returns the original event
+   * instead (`duplicate: true`) and writes nothing.
+   */
+  append(input: { id?: string; user: string; text: string }, nowMs: number): AppendResult {
+    if (input.id) {
+      const row = this.#byId(input.id);
+      if (row && row.seq >= this.firstAvailable(nowMs)) return { event: toEvent(row), duplicate: true };
+      // An expired event may still hold this id in a row not yet trimmed: the id is free again.
+      if (row) this.#sql.exec(`DELETE FROM events WHERE seq = ?`, row.seq);
+    }
+    // Never decreasing within a room, so age retention can cut the log at one offset.
+    const timeMs = Math.max(nowMs, this.#lastTimeMs);
+    const event: StoredEvent = {
+      seq: this.#lastSeq + 1,
+      id: input.id || crypto.randomUUID(),
+      user: input.user,
+      timeMs,
+      text: input.text,
+    };
+    this.#sql.exec(
+      `INSERT INTO events (seq, id, user, time_ms, text) VALUES (?, ?, ?, ?, ?)`,
+      event.seq,
+      event.id,
+      event.user,
+      event.timeMs,
+      event.text,
+    );
+    this.#lastSeq = event.seq;
+    this.#lastTimeMs = timeMs;
+    if (event.seq % TRIM_EVERY === 0) this.trim(nowMs);
+    return { event, duplicate: false };
+  }
+
+  /** The retained events after `since`, oldest first, at most `limit` of them. */
+  read(since: number, limit: number, nowMs: number): StoredEvent[] {
+    return [...this.iterate(since, nowMs, limit)];
+  }
+
+  /** Like {@link read}, lazily: rows are fetched from SQLite as they are consumed. */
+  *iterate(since: number, nowMs: number, limit = Number.MAX_SAFE_INTEGER): Generator<StoredEvent> {
+    const from = Math.max(since + 1, this.firstAvailable(nowMs));
+    const cursor = this.#sql.exec<Row>(
+      `SELECT seq, id, user, time_ms, text FROM events WHERE seq >= ? ORDER BY seq LIMIT ?`,
+      from,
+      limit,
+    );
+    for (const row of cursor) yield toEvent(row);
+  }
+
+  /** Deletes the rows that retention has already hidden, keeping the newest row. */
+  trim(nowMs: number): void {
+    const keepFrom = Math.min(this.firstAvailable(nowMs), this.#lastSeq);
+    this.#sql.exec(`DELETE FROM events WHERE seq < ?`, keepFrom);
+  }
+
+  /** The number of rows physically stored (for tests and metrics). */
+  storedRows(): number {
+    return this.#sql.exec<{ n: number }>(`SELECT count(*) AS n FROM events`).one().n;
+  }
+
+  #byId(id: string): Row | undefined {
+    return this.#sql.exec<Row>(`SELECT seq, id, user, time_ms, text FROM events WHERE id = ?`, id).toArray()[0];
+  }
+
+  #ageCutoff(nowMs: number): number {
+    return this.#retention.maxAgeMs > 0 ? nowMs - this.#retention.maxAgeMs : Number.MIN_SAFE_INTEGER;
+  }
+}

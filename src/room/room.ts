@@ -1,0 +1,240 @@
+/**
+ * Room: one Durable Object per room. It owns the log, the order, fan-out and presence, and knows
+ * nothing of SSE or Connect: every subscriber is a hibernatable WebSocket (a browser's own, or a
+ * Worker-side bridge), and publishes arrive as frames on those sockets or by RPC from the Worker.
+ *
+ * Hibernation-safe: everything in memory is rebuilt from SQLite (the log) and the sockets'
+ * attachments, so every handler works on a freshly constructed instance.
+ */
+import { DurableObject } from "cloudflare:workers";
+import { type Env, type Limits, readLimits } from "../config";
+import { type ErrorData, HTTP_STATUS, RelayError, type Result } from "../errors";
+import { closeCode, closeSocket } from "../protocol/close-codes";
+import { type EventData, eventJson } from "../protocol/events";
+import {
+  decodePublish,
+  encodeAck,
+  encodeError,
+  encodeEvent,
+  type Frame,
+  type Mode,
+  modeFromProtocols,
+} from "../protocol/frames";
+import { RoomLog, type StoredEvent } from "./log";
+import { type PublishInput, utf8Length, validatePublish } from "./publish";
+import { RateLimiter } from "./rate-limit";
+import { planResume } from "./resume";
+import { type Attachment, Subscribers, TRANSPORTS, type Transport } from "./subscriber";
+
+/** A stored event and whether it was a retry of an earlier publish. */
+export interface PublishResult {
+  event: EventData;
+  duplicate: boolean;
+}
+
+/** A page of history. */
+export interface HistoryPage {
+  events: EventData[];
+  epoch: string;
+  firstSeq: number;
+  lastSeq: number;
+  hasMore: boolean;
+}
+
+/** One connection, as presence reports it. */
+export interface Member {
+  user: string;
+  transport: Transport;
+  connectedAtMs: number;
+}
+
+const MODES: readonly Mode[] = ["plain", "json", "proto"];
+
+export class Room extends DurableObject<Env> {
+  readonly #limits: Limits;
+  readonly #log: RoomLog;
+  readonly #subscribers = new Subscribers();
+  readonly #rate: RateLimiter;
+
+  constructor(ctx: DurableObjectState, env: Env) {
+    super(ctx, env);
+    this.#limits = readLimits(env);
+    this.#log = new RoomLog(ctx.storage.sql, {
+      maxCount: this.#limits.historyMaxCount,
+      maxAgeMs: this.#limits.historyMaxAgeMs,
+    });
+    this.#rate = new RateLimiter(this.#limits.publishRatePerSecond);
+  }
+
+  /**
+   * Subscribes a WebSocket: `/connect?room=&transport=&user=&since=&epoch=`, built by the Worker
+   * (clients never reach this URL directly). The mode comes from `Sec-WebSocket-Protocol`.
+   */
+  override async fetch(request: Request): Promise<Response> {
+    if (request.headers.get("Upgrade")?.toLowerCase() !== "websocket") {
+      return errorResponse(new RelayError("upgrade_required", "expected a WebSocket upgrade"));
+    }
+    const q = new URL(request.url).searchParams;
+    const transport = (q.get("transport") ?? "websocket") as Transport;
+    const sinceParam = q.get("since");
+    const { mode, protocol } = modeFromProtocols(request.headers.get("Sec-WebSocket-Protocol"));
+    const att: Attachment = {
+      room: q.get("room") ?? "",
+      user: q.get("user") || "anonymous",
+      transport: TRANSPORTS.includes(transport) ? transport : "websocket",
+      mode,
+      connectedAtMs: Date.now(),
+    };
+    const headers: HeadersInit = protocol ? { "Sec-WebSocket-Protocol": protocol } : {};
+    const { 0: client, 1: server } = new WebSocketPair();
+
+    if (this.ctx.getWebSockets().length >= this.#limits.maxConnectionsPerRoom) {
+      const full = new RelayError("room_full", "the room has as many connections as it allows");
+      // A bridge answers its own client in HTTP terms; a browser socket gets a close code it can read.
+      if (att.transport !== "websocket") return errorResponse(full);
+      server.accept();
+      server.close(closeCode(full.code), full.message);
+      return new Response(null, { status: 101, webSocket: client, headers });
+    }
+
+    this.ctx.acceptWebSocket(server, [att.mode]);
+    this.#subscribers.attach(server, att);
+    // Synchronous from here to the return: no publish can interleave, so the replay and the live
+    // stream meet without a gap or a duplicate.
+    const now = Date.now();
+    const plan = planResume(this.#log, now, sinceParam === null ? undefined : Number(sinceParam), q.get("epoch"));
+    const base = { room: att.room, epoch: this.#log.epoch, id: "", user: "", timeMs: now, text: "" };
+    const range = { firstSeq: plan.firstSeq, lastSeq: this.#log.lastSeq };
+    this.#send(server, encodeEvent(att.mode, { ...base, ...range, seq: 0, kind: "subscribed" }));
+    if (plan.gap) {
+      this.#send(server, encodeEvent(att.mode, { ...base, ...range, seq: 0, kind: "gap", ...plan.gap }));
+    }
+    if (plan.replayFrom !== undefined) {
+      for (const e of this.#log.iterate(plan.replayFrom - 1, now)) {
+        this.#send(server, encodeEvent(att.mode, this.#event(att.room, e)));
+      }
+    }
+    return new Response(null, { status: 101, webSocket: client, headers });
+  }
+
+  /** Publishes one message (RPC from the Worker's HTTP and Connect routes). */
+  publish(room: string, input: PublishInput): Result<PublishResult> {
+    try {
+      return { ok: true, value: this.#publish(room, input) };
+    } catch (e) {
+      return { ok: false, error: errorData(e) };
+    }
+  }
+
+  /** Reads a page of the log (RPC). `limit` is clamped to HISTORY_PAGE_LIMIT. */
+  history(room: string, since: number, limit: number): Result<HistoryPage> {
+    if (!Number.isSafeInteger(since) || since < 0) {
+      return { ok: false, error: { code: "invalid_argument", message: "since must be a non-negative integer" } };
+    }
+    const max = this.#limits.historyPageLimit;
+    const n = Number.isSafeInteger(limit) && limit > 0 ? Math.min(limit, max) : max;
+    const now = Date.now();
+    const rows = this.#log.read(since, n + 1, now);
+    const first = this.#log.firstAvailable(now);
+    return {
+      ok: true,
+      value: {
+        events: rows.slice(0, n).map((e) => this.#event(room, e)),
+        epoch: this.#log.epoch,
+        firstSeq: first > this.#log.lastSeq ? 0 : first,
+        lastSeq: this.#log.lastSeq,
+        hasMore: rows.length > n,
+      },
+    };
+  }
+
+  /** Who is connected now, on every transport (RPC). */
+  presence(): Member[] {
+    return this.ctx.getWebSockets().map((ws) => {
+      const { user, transport, connectedAtMs } = this.#subscribers.get(ws);
+      return { user, transport, connectedAtMs };
+    });
+  }
+
+  override webSocketMessage(ws: WebSocket, message: string | ArrayBuffer): void {
+    const att = this.#subscribers.get(ws);
+    const size = typeof message === "string" ? frameBytes(message, this.#limits.maxFrameBytes) : message.byteLength;
+    if (size > this.#limits.maxFrameBytes) {
+      closeSocket(ws, closeCode("too_large"), `frame larger than ${this.#limits.maxFrameBytes} bytes`);
+      return;
+    }
+    let id = "";
+    try {
+      const req = decodePublish(att.mode, message);
+      id = req.id;
+      if (!this.#rate.take(ws, Date.now())) {
+        throw new RelayError("rate_limited", `more than ${this.#rate.ratePerSecond} publishes per second`);
+      }
+      const result = this.#publish(att.room, { text: req.text, id: req.id, user: req.user || att.user });
+      const ack = encodeAck(att.mode, result.event, result.duplicate);
+      if (ack !== undefined) this.#send(ws, ack);
+    } catch (e) {
+      const err = RelayError.from(e);
+      if (err.code === "too_large") closeSocket(ws, closeCode(err.code), err.message);
+      else this.#send(ws, encodeError(att.mode, errorData(err), id));
+    }
+  }
+
+  override webSocketClose(ws: WebSocket, code: number, reason: string): void {
+    // Answer the close ourselves; otherwise the peer sees an unclean 1006 ~10 s later (TOOLCHAIN.md).
+    closeSocket(ws, code, reason);
+  }
+
+  override webSocketError(ws: WebSocket, error: unknown): void {
+    console.warn("room socket error", error);
+    closeSocket(ws, 1011, "socket error");
+  }
+
+  #publish(room: string, input: PublishInput): PublishResult {
+    const valid = validatePublish(input, this.#limits.maxMessageBytes);
+    const { event, duplicate } = this.#log.append(valid, Date.now());
+    const data = this.#event(room, event);
+    // A retry is answered with the original event and not fanned out again.
+    if (!duplicate) this.#broadcast(data);
+    return { event: data, duplicate };
+  }
+
+  /** Sends one event to every subscriber, encoding it once per mode. */
+  #broadcast(e: EventData): void {
+    let json: string | undefined;
+    for (const mode of MODES) {
+      const sockets = this.ctx.getWebSockets(mode);
+      if (sockets.length === 0) continue;
+      json ??= eventJson(e);
+      const frame = encodeEvent(mode, e, json);
+      for (const ws of sockets) this.#send(ws, frame);
+    }
+  }
+
+  #send(ws: WebSocket, frame: Frame): void {
+    try {
+      ws.send(frame);
+    } catch {
+      // The socket is closing; its webSocketClose cleans up.
+    }
+  }
+
+  #event(room: string, e: StoredEvent): EventData {
+    return { room, epoch: this.#log.epoch, kind: "message", ...e };
+  }
+}
+
+function frameBytes(s: string, max: number): number {
+  // UTF-8 is at least as long as UTF-16 units and at most 3x: measure only when it matters.
+  return s.length > max || s.length * 3 <= max ? s.length : utf8Length(s);
+}
+
+function errorData(e: unknown): ErrorData {
+  const err = RelayError.from(e);
+  if (err.code === "internal") console.error("room error", e);
+  return { code: err.code, message: err.message };
+}
+
+function errorResponse(err: RelayError): Response {
+  return Response.json(err.toJSON(), { status: HTTP_STATUS[err.code] });
+}

@@ -1,0 +1,70 @@
+/**
+ * SseAdapter: `GET /rooms/:room/sse`. The Worker holds the client's event stream and one internal
+ * hibernatable WebSocket to the room (DESIGN.md: a stream served from the Durable Object itself
+ * would keep it awake and billed), and turns each room frame into an SSE event:
+ * `id:` the offset (message events only, so `Last-Event-ID` is always a real offset), `event:` the
+ * kind, `data:` the ChatEvent JSON.
+ */
+import type { Context } from "hono";
+import { streamSSE } from "hono/streaming";
+import { type Env, readLimits } from "../../config";
+import { parseEpoch, parseOffset, parseUser } from "../../worker/params";
+import { openRoomSocket } from "../../worker/room-client";
+
+/** How long an EventSource waits before reconnecting, sent as `retry:`. */
+const RETRY_MS = 1000;
+
+export async function sseRoute(c: Context<{ Bindings: Env }>): Promise<Response> {
+  const room = c.req.param("room") as string;
+  const limits = readLimits(c.env);
+  // The header is what a reconnecting EventSource sends; `?since=` is for the first connect.
+  const since = parseOffset(c.req.header("Last-Event-ID") ?? c.req.query("since"), "Last-Event-ID / since");
+  const ws = await openRoomSocket(c.env, room, {
+    transport: "sse",
+    since,
+    epoch: parseEpoch(c.req.query("epoch")),
+    user: parseUser(c.req.query("user")),
+  });
+
+  const res = streamSSE(c, async (stream) => {
+    let pending = 0;
+    let finish = () => {};
+    const finished = new Promise<void>((resolve) => {
+      finish = resolve;
+    });
+    const write = (chunk: string) => {
+      pending++;
+      // A client this far behind is dropped rather than buffered without bound: it reconnects
+      // with its Last-Event-ID and catches up from the log.
+      if (pending > limits.sseMaxQueuedEvents) return finish();
+      stream.write(chunk).then(() => pending--);
+    };
+    ws.addEventListener("message", (m) => {
+      if (typeof m.data !== "string") return;
+      const frame = JSON.parse(m.data) as { event?: { kind: string; seq?: string } };
+      if (!frame.event) return;
+      // The room sends `{"event":<ChatEvent JSON>}`: the inner JSON is the data line as is.
+      const data = m.data.slice(9, -1);
+      const id = frame.event.kind === "message" ? `id: ${frame.event.seq}\n` : "";
+      write(`${id}event: ${frame.event.kind}\ndata: ${data}\n\n`);
+    });
+    ws.addEventListener("close", finish);
+    ws.addEventListener("error", finish);
+    stream.onAbort(finish);
+    await stream.write(`retry: ${RETRY_MS}\n\n`);
+    // Comments keep proxies and load balancers from closing an idle stream; they do not reach
+    // the room, so they do not keep it from hibernating.
+    const heartbeat = setInterval(() => write(": heartbeat\n\n"), limits.sseHeartbeatMs);
+    await finished;
+    clearInterval(heartbeat);
+    try {
+      ws.close(1000, "stream ended");
+    } catch {
+      // Already closed by the room.
+    }
+  });
+  // Hono's helper sets the content type; these stop proxies from buffering or transforming.
+  res.headers.set("Cache-Control", "no-cache, no-transform");
+  res.headers.set("X-Accel-Buffering", "no");
+  return res;
+}
