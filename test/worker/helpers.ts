@@ -1,0 +1,57 @@
+/** Test helpers inside workerd: WebSocket clients of the relay and bounded waits. */
+import { SELF } from "cloudflare:test";
+
+/** A client socket that records every frame it receives. */
+export interface TestSocket {
+  ws: WebSocket;
+  frames: (string | ArrayBuffer)[];
+  /** JSON-parsed text frames. */
+  // biome-ignore lint/suspicious/noExplicitAny: test frames are checked by assertions
+  json(): any[];
+  /** Resolves when at least `n` frames have arrived (rejects after `ms`). */
+  waitFor(n: number, ms?: number): Promise<void>;
+  closed: Promise<CloseEvent>;
+}
+
+/** Opens `/rooms/:room/ws` through the Worker, with an optional subprotocol and query. */
+export async function connect(room: string, protocol?: string, query = ""): Promise<TestSocket> {
+  const headers: Record<string, string> = { Upgrade: "websocket" };
+  if (protocol) headers["Sec-WebSocket-Protocol"] = protocol;
+  const res = await SELF.fetch(`https://relay.test/rooms/${room}/ws${query}`, { headers });
+  if (!res.webSocket) throw new Error(`no upgrade: ${res.status} ${await res.text()}`);
+  return track(res.webSocket);
+}
+
+/** Accepts a client socket and records its frames. */
+export function track(ws: WebSocket): TestSocket {
+  const frames: (string | ArrayBuffer)[] = [];
+  const waiters: (() => void)[] = [];
+  // Binary frames as ArrayBuffer, not Blob, so they can be decoded synchronously in order.
+  (ws as WebSocket & { binaryType: string }).binaryType = "arraybuffer";
+  ws.accept();
+  ws.addEventListener("message", (m) => {
+    frames.push(m.data as string | ArrayBuffer);
+    for (const w of waiters.splice(0)) w();
+  });
+  const closed = new Promise<CloseEvent>((resolve) => ws.addEventListener("close", resolve));
+  return {
+    ws,
+    frames,
+    closed,
+    json: () => frames.filter((f): f is string => typeof f === "string").map((f) => JSON.parse(f)),
+    waitFor: (n, ms = 2000) =>
+      new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`waited for ${n} frames, got ${frames.length}`)), ms);
+        const check = () => {
+          if (frames.length >= n) {
+            clearTimeout(timer);
+            resolve();
+          } else waiters.push(check);
+        };
+        check();
+      }),
+  };
+}
+
+/** Resolves after `ms` milliseconds. */
+export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

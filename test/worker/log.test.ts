@@ -1,0 +1,102 @@
+import { env, runInDurableObject } from "cloudflare:test";
+import { describe, expect, it } from "vitest";
+import { RoomLog } from "../../src/room/log";
+import { planResume } from "../../src/room/resume";
+
+/** Runs `fn` with the SQLite storage of a fresh room object. */
+function withSql<R>(name: string, fn: (sql: SqlStorage) => R): Promise<R> {
+  return runInDurableObject(env.ROOM.getByName(name), (_room, state) => fn(state.storage.sql));
+}
+
+const keepAll = { maxCount: 1000, maxAgeMs: 0 };
+
+describe("RoomLog", () => {
+  it("appends with offsets 1, 2, 3 and reads ranges", () =>
+    withSql("log-append", (sql) => {
+      const log = new RoomLog(sql, keepAll);
+      expect(log.lastSeq).toBe(0);
+      const seqs = ["a", "b", "c", "d"].map((text, i) => log.append({ user: "u", text }, 1000 + i).event.seq);
+      expect(seqs).toEqual([1, 2, 3, 4]);
+      expect(log.read(0, 10, 2000).map((e) => e.text)).toEqual(["a", "b", "c", "d"]);
+      expect(log.read(1, 2, 2000).map((e) => e.seq)).toEqual([2, 3]);
+      expect(log.read(4, 10, 2000)).toEqual([]);
+      expect(log.firstAvailable(2000)).toBe(1);
+      const first = log.read(0, 1, 2000)[0];
+      expect(first).toMatchObject({ seq: 1, user: "u", text: "a", timeMs: 1000 });
+      expect(first.id).toMatch(/^[0-9a-f-]{36}$/);
+    }));
+
+  it("keeps its epoch and offsets when reopened (a new object after hibernation or restart)", () =>
+    withSql("log-reopen", (sql) => {
+      const log = new RoomLog(sql, keepAll);
+      log.append({ user: "u", text: "one" }, 1);
+      log.append({ user: "u", text: "two" }, 2);
+      const again = new RoomLog(sql, keepAll);
+      expect(again.epoch).toBe(log.epoch);
+      expect(again.lastSeq).toBe(2);
+      expect(again.append({ user: "u", text: "three" }, 3).event.seq).toBe(3);
+    }));
+
+  it("returns the original event for a repeated id and writes nothing", () =>
+    withSql("log-idempotent", (sql) => {
+      const log = new RoomLog(sql, keepAll);
+      const first = log.append({ id: "k1", user: "u", text: "hello" }, 10);
+      const retry = log.append({ id: "k1", user: "other", text: "changed" }, 20);
+      expect(first.duplicate).toBe(false);
+      expect(retry).toEqual({ event: first.event, duplicate: true });
+      expect(log.lastSeq).toBe(1);
+      expect(log.storedRows()).toBe(1);
+      expect(log.findById("k1", 30)?.seq).toBe(1);
+      expect(log.findById("nope", 30)).toBeUndefined();
+    }));
+
+  it("applies count retention exactly on reads and trims rows later", () =>
+    withSql("log-count", (sql) => {
+      const log = new RoomLog(sql, { maxCount: 3, maxAgeMs: 0 });
+      for (let i = 1; i <= 5; i++) log.append({ user: "u", text: `m${i}` }, i);
+      expect(log.firstAvailable(10)).toBe(3);
+      expect(log.read(0, 10, 10).map((e) => e.seq)).toEqual([3, 4, 5]);
+      log.trim(10);
+      expect(log.storedRows()).toBe(3);
+      // An id whose event has left retention is free again.
+      log.append({ id: "x", user: "u", text: "first x" }, 11);
+      for (let i = 0; i < 3; i++) log.append({ user: "u", text: "later" }, 12);
+      expect(log.append({ id: "x", user: "u", text: "second x" }, 13).duplicate).toBe(false);
+    }));
+
+  it("applies age retention, keeps the newest row so offsets continue, and never goes back in time", () =>
+    withSql("log-age", (sql) => {
+      const log = new RoomLog(sql, { maxCount: 100, maxAgeMs: 1000 });
+      log.append({ user: "u", text: "old" }, 0);
+      log.append({ user: "u", text: "mid" }, 500);
+      log.append({ user: "u", text: "new" }, 2000);
+      expect(log.firstAvailable(2100)).toBe(3);
+      expect(log.read(0, 10, 2100).map((e) => e.text)).toEqual(["new"]);
+      // Everything expired: nothing readable, the next offset is still 4.
+      expect(log.firstAvailable(9000)).toBe(4);
+      expect(log.read(0, 10, 9000)).toEqual([]);
+      log.trim(9000);
+      expect(log.storedRows()).toBe(1);
+      const reopened = new RoomLog(sql, { maxCount: 100, maxAgeMs: 1000 });
+      // A clock that steps back does not make time go backwards in the log.
+      expect(reopened.append({ user: "u", text: "after" }, 1500).event).toMatchObject({ seq: 4, timeMs: 2000 });
+    }));
+});
+
+describe("planResume", () => {
+  it("replays from the offset after `since`, or tells of a gap", () =>
+    withSql("resume-plan", (sql) => {
+      const log = new RoomLog(sql, { maxCount: 3, maxAgeMs: 0 });
+      expect(planResume(log, 0, 0)).toEqual({ firstSeq: 0, replayFrom: 1 });
+      for (let i = 1; i <= 5; i++) log.append({ user: "u", text: `m${i}` }, i);
+      // Live only.
+      expect(planResume(log, 10)).toEqual({ firstSeq: 3 });
+      expect(planResume(log, 10, 3)).toEqual({ firstSeq: 3, replayFrom: 4 });
+      expect(planResume(log, 10, 2)).toEqual({ firstSeq: 3, replayFrom: 3 });
+      expect(planResume(log, 10, 5)).toEqual({ firstSeq: 3, replayFrom: 6 });
+      expect(planResume(log, 10, 1, log.epoch)).toMatchObject({ replayFrom: 3, gap: { reason: "retention" } });
+      expect(planResume(log, 10, 1).gap?.text).toBe("events 2-2 are no longer retained");
+      expect(planResume(log, 10, 9)).toMatchObject({ replayFrom: 3, gap: { reason: "ahead" } });
+      expect(planResume(log, 10, 4, "other")).toMatchObject({ replayFrom: 3, gap: { reason: "epoch" } });
+    }));
+});

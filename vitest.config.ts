@@ -1,0 +1,27 @@
+import { cloudflareTest } from "@cloudflare/vitest-pool-workers";
+import { defineConfig } from "vitest/config";
+
+// Two projects: unit and integration tests inside workerd (test/worker), and end-to-end tests in
+// Node against a real `wrangler dev` that test/e2e/global-setup.ts starts and stops (test/e2e).
+export default defineConfig({
+  test: {
+    projects: [
+      {
+        plugins: [cloudflareTest({ main: "./src/index.ts", wrangler: { configPath: "./wrangler.toml" } })],
+        test: { name: "worker", include: ["test/worker/**/*.test.ts"] },
+      },
+      {
+        test: {
+          name: "e2e",
+          include: ["test/e2e/**/*.test.ts"],
+          environment: "node",
+          globalSetup: ["test/e2e/global-setup.ts"],
+          testTimeout: 30_000,
+          hookTimeout: 60_000,
+          // One dev server for the whole suite; files run one after another to keep the 2-core box calm.
+          fileParallelism: false,
+        },
+      },
+    ],
+  },
+});
