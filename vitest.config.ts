@@ -7,7 +7,14 @@ export default defineConfig({
   test: {
     projects: [
       {
-        plugins: [cloudflareTest({ main: "./src/index.ts", wrangler: { configPath: "./wrangler.toml" } })],
+        plugins: [
+          cloudflareTest({
+            main: "./src/index.ts",
+            wrangler: { configPath: "./wrangler.toml" },
+            // A short heartbeat so a test can see one; every other setting as in wrangler.toml.
+            miniflare: { bindings: { HEARTBEAT_SECONDS: "1" } },
+          }),
+        ],
         test: { name: "worker", include: ["test/worker/**/*.test.ts"] },
       },
       {

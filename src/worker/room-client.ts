@@ -46,6 +46,8 @@ export async function openRoomSocket(
     const body = (await res.json().catch(() => null)) as { error?: { code: ErrorCode; message: string } } | null;
     throw new RelayError(body?.error?.code ?? "internal", body?.error?.message ?? `room answered ${res.status}`);
   }
+  // Binary frames as ArrayBuffers (the default is Blob), so they decode synchronously, in order.
+  (res.webSocket as WebSocket & { binaryType: string }).binaryType = "arraybuffer";
   res.webSocket.accept();
   return res.webSocket;
 }

@@ -36,7 +36,7 @@ export async function sseRoute(c: Context<{ Bindings: Env }>): Promise<Response>
       pending++;
       // A client this far behind is dropped rather than buffered without bound: it reconnects
       // with its Last-Event-ID and catches up from the log.
-      if (pending > limits.sseMaxQueuedEvents) return finish();
+      if (pending > limits.streamMaxQueuedEvents) return finish();
       stream.write(chunk).then(() => pending--);
     };
     ws.addEventListener("message", (m) => {
@@ -54,7 +54,7 @@ export async function sseRoute(c: Context<{ Bindings: Env }>): Promise<Response>
     await stream.write(`retry: ${RETRY_MS}\n\n`);
     // Comments keep proxies and load balancers from closing an idle stream; they do not reach
     // the room, so they do not keep it from hibernating.
-    const heartbeat = setInterval(() => write(": heartbeat\n\n"), limits.sseHeartbeatMs);
+    const heartbeat = setInterval(() => write(": heartbeat\n\n"), limits.heartbeatMs);
     await finished;
     clearInterval(heartbeat);
     try {
@@ -63,8 +63,14 @@ export async function sseRoute(c: Context<{ Bindings: Env }>): Promise<Response>
       // Already closed by the room.
     }
   });
-  // Hono's helper sets the content type; these stop proxies from buffering or transforming.
-  res.headers.set("Cache-Control", "no-cache, no-transform");
-  res.headers.set("X-Accel-Buffering", "no");
+  // Hono's helper sets the content type; these stop proxies from buffering or transforming. Set on
+  // the context too: middleware that runs after (CORS) rebuilds the response from the context's headers.
+  for (const [name, value] of [
+    ["Cache-Control", "no-cache, no-transform"],
+    ["X-Accel-Buffering", "no"],
+  ]) {
+    res.headers.set(name, value);
+    c.header(name, value);
+  }
   return res;
 }

@@ -1,0 +1,87 @@
+import { env, SELF } from "cloudflare:test";
+import { describe, expect, it } from "vitest";
+
+/** Reads an SSE response until `done(text)` holds or `ms` pass; returns what was read. */
+async function readUntil(res: Response, done: (text: string) => boolean, ms = 3000): Promise<string> {
+  const reader = (res.body as ReadableStream<Uint8Array>).pipeThrough(new TextDecoderStream()).getReader();
+  let text = "";
+  const deadline = Date.now() + ms;
+  try {
+    while (!done(text)) {
+      const left = deadline - Date.now();
+      if (left <= 0) throw new Error(`timed out; read so far:\n${text}`);
+      const chunk = await Promise.race([
+        reader.read(),
+        new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`timed out; read:\n${text}`)), left)),
+      ]);
+      if (chunk.done) break;
+      text += chunk.value;
+    }
+  } finally {
+    await reader.cancel();
+  }
+  return text;
+}
+
+/** Parses SSE text into events (only the fields the relay uses). */
+function parse(text: string): { id?: string; event?: string; data?: string }[] {
+  return text
+    .split("\n\n")
+    .filter((block) => block.includes("data:"))
+    .map((block) =>
+      Object.fromEntries(block.split("\n").map((l) => [l.slice(0, l.indexOf(":")), l.slice(l.indexOf(":") + 2)])),
+    );
+}
+
+describe("SSE adapter", () => {
+  it("streams with anti-buffering headers, replays after Last-Event-ID, then goes live", async () => {
+    const room = env.ROOM.getByName("sse-resume");
+    for (const text of ["one", "two", "three"]) await room.publish("sse-resume", { text });
+    const res = await SELF.fetch("https://relay.test/rooms/sse-resume/sse", { headers: { "Last-Event-ID": "1" } });
+    expect(res.status).toBe(200);
+    expect(res.headers.get("Content-Type")).toMatch(/^text\/event-stream/);
+    expect(res.headers.get("Cache-Control")).toBe("no-cache, no-transform");
+    expect(res.headers.get("X-Accel-Buffering")).toBe("no");
+    setTimeout(() => room.publish("sse-resume", { text: "four" }), 100);
+    const text = await readUntil(res, (t) => t.includes('"four"'));
+    expect(text.startsWith("retry: 1000\n\n")).toBe(true);
+    const events = parse(text);
+    expect(events.map((e) => e.event)).toEqual(["subscribed", "message", "message", "message"]);
+    expect(events.slice(1).map((e) => [e.id, JSON.parse(e.data as string).text])).toEqual([
+      ["2", "two"],
+      ["3", "three"],
+      ["4", "four"],
+    ]);
+    expect(events[0].id).toBeUndefined();
+  });
+
+  it("takes ?since= for a first connect and tells of a gap for another epoch", async () => {
+    await env.ROOM.getByName("sse-epoch").publish("sse-epoch", { text: "only" });
+    const res = await SELF.fetch("https://relay.test/rooms/sse-epoch/sse?since=0&epoch=someother");
+    const events = parse(await readUntil(res, (t) => t.includes('"only"')));
+    expect(events.map((e) => e.event)).toEqual(["subscribed", "gap", "message"]);
+    expect(JSON.parse(events[1].data as string)).toMatchObject({ kind: "gap", reason: "epoch" });
+  });
+
+  it("writes heartbeat comments while idle", async () => {
+    const res = await SELF.fetch("https://relay.test/rooms/sse-idle/sse");
+    const text = await readUntil(res, (t) => t.includes(": heartbeat\n\n"), 4000);
+    expect(text).toContain("event: subscribed");
+  });
+
+  it("answers 400 for a malformed Last-Event-ID", async () => {
+    const res = await SELF.fetch("https://relay.test/rooms/sse-bad/sse", { headers: { "Last-Event-ID": "12abc" } });
+    expect(res.status).toBe(400);
+    expect(await res.json()).toMatchObject({ error: { code: "invalid_argument" } });
+  });
+
+  it("lists SSE subscribers in presence while they are connected", async () => {
+    const res = await SELF.fetch("https://relay.test/rooms/sse-presence/sse?user=eve");
+    await readUntil(res.clone(), (t) => t.includes("subscribed"));
+    const presence = (await (await SELF.fetch("https://relay.test/rooms/sse-presence/presence")).json()) as {
+      members: { user: string; transport: string }[];
+    };
+    expect(presence.members.map((m) => [m.user, m.transport])).toContainEqual(["eve", "sse"]);
+    await res.body?.cancel();
+  });
+});
