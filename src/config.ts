@@ -7,8 +7,10 @@ export interface Env {
   HISTORY_MAX_COUNT?: string;
   HISTORY_MAX_AGE_SECONDS?: string;
   HISTORY_PAGE_LIMIT?: string;
-  SSE_HEARTBEAT_SECONDS?: string;
-  SSE_MAX_QUEUED_EVENTS?: string;
+  HEARTBEAT_SECONDS?: string;
+  STREAM_MAX_QUEUED_EVENTS?: string;
+  ALLOWED_ORIGINS?: string;
+  CHAT_HTTP1_FULL_DUPLEX?: string;
 }
 
 /** The relay's limits, parsed once from {@link Env}. Defaults match wrangler.toml. */
@@ -24,8 +26,11 @@ export interface Limits {
   /** 0 = no age limit. */
   historyMaxAgeMs: number;
   historyPageLimit: number;
-  sseHeartbeatMs: number;
-  sseMaxQueuedEvents: number;
+  heartbeatMs: number;
+  streamMaxQueuedEvents: number;
+  /** Exact origins allowed by CORS; ["*"] only when configured so. */
+  allowedOrigins: string[];
+  chatHttp1FullDuplex: boolean;
 }
 
 /** Bytes a frame or body may add around the text (JSON keys, id, user). */
@@ -36,6 +41,12 @@ function int(value: string | undefined, fallback: number, min = 0): number {
   const n = Number(value);
   if (!Number.isFinite(n) || n < min) throw new Error(`invalid setting value ${JSON.stringify(value)}`);
   return Math.floor(n);
+}
+
+function bool(value: string | undefined, fallback: boolean): boolean {
+  if (value === undefined || value.trim() === "") return fallback;
+  if (value === "true" || value === "false") return value === "true";
+  throw new Error(`invalid setting value ${JSON.stringify(value)} (want true or false)`);
 }
 
 /** Reads the limits from the environment; a malformed value is an error, not a silent default. */
@@ -49,7 +60,12 @@ export function readLimits(env: Env): Limits {
     historyMaxCount: int(env.HISTORY_MAX_COUNT, 10000, 1),
     historyMaxAgeMs: int(env.HISTORY_MAX_AGE_SECONDS, 604800) * 1000,
     historyPageLimit: int(env.HISTORY_PAGE_LIMIT, 1000, 1),
-    sseHeartbeatMs: int(env.SSE_HEARTBEAT_SECONDS, 15, 1) * 1000,
-    sseMaxQueuedEvents: int(env.SSE_MAX_QUEUED_EVENTS, 4096, 1),
+    heartbeatMs: int(env.HEARTBEAT_SECONDS, 15, 1) * 1000,
+    streamMaxQueuedEvents: int(env.STREAM_MAX_QUEUED_EVENTS, 4096, 1),
+    allowedOrigins: (env.ALLOWED_ORIGINS ?? "")
+      .split(",")
+      .map((o) => o.trim())
+      .filter(Boolean),
+    chatHttp1FullDuplex: bool(env.CHAT_HTTP1_FULL_DUPLEX, false),
   };
 }

@@ -6,7 +6,7 @@ import { create, toJsonString } from "@bufbuild/protobuf";
 import { type ChatEvent, ChatEventSchema } from "../gen/relay/v1/relay_pb";
 
 /** What an event is; see ChatEvent.kind in proto/relay/v1/relay.proto. */
-export type EventKind = "message" | "subscribed" | "gap";
+export type EventKind = "message" | "subscribed" | "gap" | "heartbeat" | "error";
 
 /** Why a resume cannot deliver what was asked; see ChatEvent.reason. */
 export type GapReason = "retention" | "epoch" | "ahead";

@@ -2,10 +2,13 @@
  * The Worker's router: room routes per transport, health and errors. Room names are checked here,
  * so an invalid name never creates a Durable Object.
  */
+import { cors as connectCors } from "@connectrpc/connect";
 import { Hono } from "hono";
-import type { Env } from "../config";
+import { cors } from "hono/cors";
+import { type Env, readLimits } from "../config";
 import { HTTP_STATUS, RelayError } from "../errors";
 import { isRoomName } from "../room-name";
+import { connectRoute } from "../transports/connect/connect-route";
 import { historyRoute, presenceRoute, publishRoute } from "../transports/http/messages";
 import { sseRoute } from "../transports/sse/sse-adapter";
 import { wsRoute } from "../transports/websocket/ws-route";
@@ -14,6 +17,19 @@ import { wsRoute } from "../transports/websocket/ws-route";
 export const app = new Hono<{ Bindings: Env }>();
 
 app.get("/healthz", (c) => c.json({ ok: true }));
+
+// Browsers on other origins (connect-web, EventSource, fetch) need CORS. Only listed origins get
+// it; "*" only when ALLOWED_ORIGINS says so (../shared/DESIGN.md, Security).
+app.use("*", async (c, next) => {
+  const allowed = readLimits(c.env).allowedOrigins;
+  return cors({
+    origin: (origin) => (allowed.includes("*") || allowed.includes(origin) ? origin : null),
+    allowMethods: [...connectCors.allowedMethods],
+    allowHeaders: [...connectCors.allowedHeaders, "Last-Event-ID", "Idempotency-Key"],
+    exposeHeaders: [...connectCors.exposedHeaders],
+    maxAge: 7200,
+  })(c, next);
+});
 
 app.use("/rooms/:room/*", async (c, next) => {
   if (!isRoomName(c.req.param("room") ?? "")) {
@@ -27,6 +43,7 @@ app.get("/rooms/:room/sse", sseRoute);
 app.post("/rooms/:room/messages", publishRoute);
 app.get("/rooms/:room/messages", historyRoute);
 app.get("/rooms/:room/presence", presenceRoute);
+app.on(["GET", "POST"], "/relay.v1.ChatService/*", connectRoute);
 
 app.notFound((c) => c.json(new RelayError("not_found", `no route for ${c.req.method} ${c.req.path}`).toJSON(), 404));
 

@@ -11,6 +11,7 @@ import { type Env, readLimits } from "../../config";
 import { RelayError, type Result } from "../../errors";
 import { eventJson } from "../../protocol/events";
 import type { PublishInput } from "../../room/publish";
+import { readBodyBytes } from "../../worker/body";
 import { parseOffset, parseUser } from "../../worker/params";
 import { roomStub } from "../../worker/room-client";
 
@@ -19,28 +20,6 @@ type Ctx = Context<{ Bindings: Env }>;
 function unwrap<T>(r: Result<T>): T {
   if (!r.ok) throw new RelayError(r.error.code, r.error.message);
   return r.value;
-}
-
-/** Reads at most `max` bytes of body; a longer one is a 413 whatever its Content-Length says. */
-async function readBody(req: Request, max: number): Promise<string> {
-  const declared = Number(req.headers.get("Content-Length") ?? 0);
-  const tooLarge = () => new RelayError("too_large", `body larger than ${max} bytes`);
-  if (declared > max) throw tooLarge();
-  if (!req.body) return "";
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  for await (const chunk of req.body as unknown as AsyncIterable<Uint8Array>) {
-    size += chunk.byteLength;
-    if (size > max) throw tooLarge();
-    chunks.push(chunk);
-  }
-  const all = new Uint8Array(size);
-  let at = 0;
-  for (const c of chunks) {
-    all.set(c, at);
-    at += c.byteLength;
-  }
-  return new TextDecoder("utf-8", { fatal: true, ignoreBOM: false }).decode(all);
 }
 
 function parsePublishBody(contentType: string, body: string, c: Ctx): PublishInput {
@@ -72,11 +51,11 @@ function parsePublishBody(contentType: string, body: string, c: Ctx): PublishInp
 
 export async function publishRoute(c: Ctx): Promise<Response> {
   const limits = readLimits(c.env);
+  const bytes = await readBodyBytes(c.req.raw, limits.maxFrameBytes);
   let body: string;
   try {
-    body = await readBody(c.req.raw, limits.maxFrameBytes);
-  } catch (e) {
-    if (e instanceof RelayError) throw e;
+    body = new TextDecoder("utf-8", { fatal: true, ignoreBOM: false }).decode(bytes);
+  } catch {
     throw new RelayError("invalid_argument", "body is not valid UTF-8");
   }
   const input = parsePublishBody(c.req.header("Content-Type") ?? "", body, c);

@@ -18,7 +18,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file relay/v1/relay.proto.
  */
 export const file_relay_v1_relay: GenFile = /*@__PURE__*/
-  fileDesc("ChRyZWxheS92MS9yZWxheS5wcm90bxIIcmVsYXkudjEiRgoLQ2hhdE1lc3NhZ2USDAoEdXNlchgBIAEoCRIPCgdtZXNzYWdlGAIgASgJEgwKBHJvb20YAyABKAkSCgoCaWQYBCABKAkisQEKCUNoYXRFdmVudBIMCgRyb29tGAEgASgJEgsKA3NlcRgCIAEoBBINCgVlcG9jaBgDIAEoCRIKCgJpZBgEIAEoCRIMCgR1c2VyGAUgASgJEg8KB3RpbWVfbXMYBiABKAMSDAoEa2luZBgHIAEoCRIMCgR0ZXh0GAggASgJEhEKCWZpcnN0X3NlcRgJIAEoBBIQCghsYXN0X3NlcRgKIAEoBBIOCgZyZWFzb24YCyABKAkiRgoOUHVibGlzaFJlcXVlc3QSDAoEcm9vbRgBIAEoCRIMCgR0ZXh0GAIgASgJEgoKAmlkGAMgASgJEgwKBHVzZXIYBCABKAkiSAoPUHVibGlzaFJlc3BvbnNlEiIKBWV2ZW50GAEgASgLMhMucmVsYXkudjEuQ2hhdEV2ZW50EhEKCWR1cGxpY2F0ZRgCIAEoCCI+ChBTdWJzY3JpYmVSZXF1ZXN0EgwKBHJvb20YASABKAkSDQoFc2luY2UYAiABKAQSDQoFZXBvY2gYAyABKAkiPAoOSGlzdG9yeVJlcXVlc3QSDAoEcm9vbRgBIAEoCRINCgVzaW5jZRgCIAEoBBINCgVsaW1pdBgDIAEoDSJ8Cg9IaXN0b3J5UmVzcG9uc2USIwoGZXZlbnRzGAEgAygLMhMucmVsYXkudjEuQ2hhdEV2ZW50Eg0KBWVwb2NoGAIgASgJEhEKCWZpcnN0X3NlcRgDIAEoBBIQCghsYXN0X3NlcRgEIAEoBBIQCghoYXNfbW9yZRgFIAEoCCIfCg9QcmVzZW5jZVJlcXVlc3QSDAoEcm9vbRgBIAEoCSJKCg5QcmVzZW5jZU1lbWJlchIMCgR1c2VyGAEgASgJEhEKCXRyYW5zcG9ydBgCIAEoCRIXCg9jb25uZWN0ZWRfYXRfbXMYAyABKAMiSwoQUHJlc2VuY2VSZXNwb25zZRIMCgRyb29tGAEgASgJEikKB21lbWJlcnMYAiADKAsyGC5yZWxheS52MS5QcmVzZW5jZU1lbWJlciI2CglFcnJvckluZm8SDAoEY29kZRgBIAEoCRIPCgdtZXNzYWdlGAIgASgJEgoKAmlkGAMgASgJIkMKC0NsaWVudEZyYW1lEisKB3B1Ymxpc2gYASABKAsyGC5yZWxheS52MS5QdWJsaXNoUmVxdWVzdEgAQgcKBWZyYW1lIowBCgtTZXJ2ZXJGcmFtZRIkCgVldmVudBgBIAEoCzITLnJlbGF5LnYxLkNoYXRFdmVudEgAEigKA2FjaxgCIAEoCzIZLnJlbGF5LnYxLlB1Ymxpc2hSZXNwb25zZUgAEiQKBWVycm9yGAMgASgLMhMucmVsYXkudjEuRXJyb3JJbmZvSABCBwoFZnJhbWUyyAIKC0NoYXRTZXJ2aWNlEjYKBENoYXQSFS5yZWxheS52MS5DaGF0TWVzc2FnZRoTLnJlbGF5LnYxLkNoYXRFdmVudCgBMAESPgoJU3Vic2NyaWJlEhoucmVsYXkudjEuU3Vic2NyaWJlUmVxdWVzdBoTLnJlbGF5LnYxLkNoYXRFdmVudDABEj4KB1B1Ymxpc2gSGC5yZWxheS52MS5QdWJsaXNoUmVxdWVzdBoZLnJlbGF5LnYxLlB1Ymxpc2hSZXNwb25zZRI+CgdIaXN0b3J5EhgucmVsYXkudjEuSGlzdG9yeVJlcXVlc3QaGS5yZWxheS52MS5IaXN0b3J5UmVzcG9uc2USQQoIUHJlc2VuY2USGS5yZWxheS52MS5QcmVzZW5jZVJlcXVlc3QaGi5yZWxheS52MS5QcmVzZW5jZVJlc3BvbnNlYgZwcm90bzM");
+  fileDesc("ChRyZWxheS92MS9yZWxheS5wcm90bxIIcmVsYXkudjEiRgoLQ2hhdE1lc3NhZ2USDAoEdXNlchgBIAEoCRIPCgdtZXNzYWdlGAIgASgJEgwKBHJvb20YAyABKAkSCgoCaWQYBCABKAkisQEKCUNoYXRFdmVudBIMCgRyb29tGAEgASgJEgsKA3NlcRgCIAEoBBINCgVlcG9jaBgDIAEoCRIKCgJpZBgEIAEoCRIMCgR1c2VyGAUgASgJEg8KB3RpbWVfbXMYBiABKAMSDAoEa2luZBgHIAEoCRIMCgR0ZXh0GAggASgJEhEKCWZpcnN0X3NlcRgJIAEoBBIQCghsYXN0X3NlcRgKIAEoBBIOCgZyZWFzb24YCyABKAkiRgoOUHVibGlzaFJlcXVlc3QSDAoEcm9vbRgBIAEoCRIMCgR0ZXh0GAIgASgJEgoKAmlkGAMgASgJEgwKBHVzZXIYBCABKAkiSAoPUHVibGlzaFJlc3BvbnNlEiIKBWV2ZW50GAEgASgLMhMucmVsYXkudjEuQ2hhdEV2ZW50EhEKCWR1cGxpY2F0ZRgCIAEoCCJNChBTdWJzY3JpYmVSZXF1ZXN0EgwKBHJvb20YASABKAkSEgoFc2luY2UYAiABKARIAIgBARINCgVlcG9jaBgDIAEoCUIICgZfc2luY2UiPAoOSGlzdG9yeVJlcXVlc3QSDAoEcm9vbRgBIAEoCRINCgVzaW5jZRgCIAEoBBINCgVsaW1pdBgDIAEoDSJ8Cg9IaXN0b3J5UmVzcG9uc2USIwoGZXZlbnRzGAEgAygLMhMucmVsYXkudjEuQ2hhdEV2ZW50Eg0KBWVwb2NoGAIgASgJEhEKCWZpcnN0X3NlcRgDIAEoBBIQCghsYXN0X3NlcRgEIAEoBBIQCghoYXNfbW9yZRgFIAEoCCIfCg9QcmVzZW5jZVJlcXVlc3QSDAoEcm9vbRgBIAEoCSJKCg5QcmVzZW5jZU1lbWJlchIMCgR1c2VyGAEgASgJEhEKCXRyYW5zcG9ydBgCIAEoCRIXCg9jb25uZWN0ZWRfYXRfbXMYAyABKAMiSwoQUHJlc2VuY2VSZXNwb25zZRIMCgRyb29tGAEgASgJEikKB21lbWJlcnMYAiADKAsyGC5yZWxheS52MS5QcmVzZW5jZU1lbWJlciI2CglFcnJvckluZm8SDAoEY29kZRgBIAEoCRIPCgdtZXNzYWdlGAIgASgJEgoKAmlkGAMgASgJIkMKC0NsaWVudEZyYW1lEisKB3B1Ymxpc2gYASABKAsyGC5yZWxheS52MS5QdWJsaXNoUmVxdWVzdEgAQgcKBWZyYW1lIowBCgtTZXJ2ZXJGcmFtZRIkCgVldmVudBgBIAEoCzITLnJlbGF5LnYxLkNoYXRFdmVudEgAEigKA2FjaxgCIAEoCzIZLnJlbGF5LnYxLlB1Ymxpc2hSZXNwb25zZUgAEiQKBWVycm9yGAMgASgLMhMucmVsYXkudjEuRXJyb3JJbmZvSABCBwoFZnJhbWUyyAIKC0NoYXRTZXJ2aWNlEjYKBENoYXQSFS5yZWxheS52MS5DaGF0TWVzc2FnZRoTLnJlbGF5LnYxLkNoYXRFdmVudCgBMAESPgoJU3Vic2NyaWJlEhoucmVsYXkudjEuU3Vic2NyaWJlUmVxdWVzdBoTLnJlbGF5LnYxLkNoYXRFdmVudDABEj4KB1B1Ymxpc2gSGC5yZWxheS52MS5QdWJsaXNoUmVxdWVzdBoZLnJlbGF5LnYxLlB1Ymxpc2hSZXNwb25zZRI+CgdIaXN0b3J5EhgucmVsYXkudjEuSGlzdG9yeVJlcXVlc3QaGS5yZWxheS52MS5IaXN0b3J5UmVzcG9uc2USQQoIUHJlc2VuY2USGS5yZWxheS52MS5QcmVzZW5jZVJlcXVlc3QaGi5yZWxheS52MS5QcmVzZW5jZVJlc3BvbnNlYgZwcm90bzM");
 
 /**
  * A message on the bidirectional Chat stream. Fields 1 and 2 are the seed's and keep their numbers.
@@ -113,7 +113,9 @@ export type ChatEvent = Message<"relay.v1.ChatEvent"> & {
 
   /**
    * What the event is: "message" (a chat message from the log), "subscribed" (the first event of
-   * every subscription, sent before any replay), "gap" (events the client asked for are gone).
+   * every subscription, sent before any replay), "gap" (events the client asked for are gone),
+   * "heartbeat" (Connect streams only: keeps an idle stream alive), "error" (Chat only: one
+   * message was refused; `reason` has the error code, `id` the message's id; the stream goes on).
    *
    * @generated from field: string kind = 7;
    */
@@ -143,6 +145,7 @@ export type ChatEvent = Message<"relay.v1.ChatEvent"> & {
   /**
    * On "gap": why the requested events cannot be delivered: "retention" (older than what the
    * room keeps), "epoch" (the log was reset), "ahead" (the offset is past the end of the log).
+   * On "error": the error code.
    *
    * @generated from field: string reason = 11;
    */
@@ -237,11 +240,11 @@ export type SubscribeRequest = Message<"relay.v1.SubscribeRequest"> & {
   room: string;
 
   /**
-   * The last offset the client saw; 0 replays everything retained.
+   * The last offset the client saw; 0 replays everything retained; unset: live events only.
    *
-   * @generated from field: uint64 since = 2;
+   * @generated from field: optional uint64 since = 2;
    */
-  since: bigint;
+  since?: bigint | undefined;
 
   /**
    * The epoch the offset belongs to; when it differs from the room's, the client gets a "gap".
