@@ -12,8 +12,8 @@ import {
 import type { Context } from "hono";
 import { type Env, readLimits } from "../../config";
 import { ChatService } from "../../gen/relay/v1/relay_pb";
-import { checkBinaryRequest } from "./binary-check";
 import { callEnvKey, chatService } from "./chat-service";
+import { checkRequest } from "./request-check";
 
 /** Handlers by path, built once per isolate (the limits cannot change while it lives). */
 let handlers: Map<string, UniversalHandler> | undefined;
@@ -65,7 +65,7 @@ export async function connectRoute(c: Context<{ Bindings: Env }>): Promise<Respo
   if (!handler) return unimplemented(c.req.path, contentType);
   let req = c.req.raw;
   if (handler.method.methodKind !== "bidi_streaming") {
-    const checked = await checkBinaryRequest(req, handler.method.input, readLimits(c.env).maxFrameBytes + 5);
+    const checked = await checkRequest(req, handler.method.input, readLimits(c.env).maxFrameBytes + 5);
     if (checked instanceof Response) return checked;
     req = checked;
   }

@@ -8,11 +8,22 @@
 import { fromBinary } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { type ServerFrame, ServerFrameSchema } from "../../gen/relay/v1/relay_pb";
+import { CLOSE_CODE } from "../../protocol/close-codes";
 
 export interface RoomStreamOptions {
   signal: AbortSignal;
   maxQueued: number;
   heartbeatMs: number;
+}
+
+/** How a room's close of the bridge socket reaches a Connect client (close codes: protocol/close-codes.ts). */
+function closeError(code: number, reason: string): ConnectError | undefined {
+  if (code === 1000) return undefined;
+  if (code === 1009) return new ConnectError(reason || "message too large", Code.ResourceExhausted);
+  if (code === 1008) return new ConnectError(reason || "not allowed", Code.PermissionDenied);
+  if (code === CLOSE_CODE.room_full) return new ConnectError(reason || "room full", Code.ResourceExhausted);
+  // Shutdown or failure of the room: resubscribe from the last seq.
+  return new ConnectError(`room closed the stream (${code} ${reason})`, Code.Unavailable);
 }
 
 export async function* roomFrames(ws: WebSocket, o: RoomStreamOptions): AsyncGenerator<ServerFrame | null> {
@@ -33,10 +44,7 @@ export async function* roomFrames(ws: WebSocket, o: RoomStreamOptions): AsyncGen
     queue.push(fromBinary(ServerFrameSchema, new Uint8Array(m.data)));
     wake();
   });
-  ws.addEventListener("close", (e) => {
-    // The room closes a bridge only on shutdown or error: the client should resubscribe.
-    end(e.code === 1000 ? undefined : new ConnectError(`room closed the stream (${e.code})`, Code.Unavailable));
-  });
+  ws.addEventListener("close", (e) => end(closeError(e.code, e.reason)));
   ws.addEventListener("error", () => end(new ConnectError("room stream failed", Code.Unavailable)));
   o.signal.addEventListener("abort", () => end());
   try {

@@ -1,8 +1,11 @@
 /**
- * Malformed binary protobuf requests are `invalid_argument`, as every other Connect server says,
- * but @connectrpc/connect 2.1 reports a request it cannot parse as `internal`. So unary and
- * server-streaming requests in binary are parsed here first (they are one small message, buffered
- * by Connect anyway, within the same limit), and a bad one is answered in the caller's protocol.
+ * Unary and server-streaming requests are one small message, which Connect buffers anyway; they
+ * are read and checked here first, for two faults of @connectrpc/connect 2.1 on workerd:
+ * - a request it cannot parse as binary protobuf is reported as `internal`; every Connect server
+ *   should say `invalid_argument`;
+ * - when it refuses an oversized body (readMaxBytes) before reading it, the next request on the
+ *   same keep-alive connection fails under `wrangler dev` ("worker restarted mid-request").
+ * A bad request is answered in the caller's protocol.
  */
 import { type DescMessage, fromBinary } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
@@ -13,13 +16,13 @@ import { readBodyBytes } from "../../worker/body";
 
 type Protocol = "connect-unary" | "connect-stream" | "grpc-web";
 
-/** The binary protocol of a content type, or undefined for JSON and anything else. */
-function binaryProtocol(contentType: string): Protocol | undefined {
+/** The protocol of a content type and whether it is binary; undefined for anything else (Connect answers 415). */
+function protocolOf(contentType: string): { protocol: Protocol; binary: boolean } | undefined {
   const type = contentType.split(";")[0].trim().toLowerCase();
-  if (type === "application/proto") return "connect-unary";
-  if (type === "application/connect+proto") return "connect-stream";
-  if (type === "application/grpc-web" || type === "application/grpc-web+proto") return "grpc-web";
-  return undefined;
+  const match = /^application\/(?:(connect\+)|(grpc-web)\+?)?(proto|json)?$/.exec(type);
+  if (!match || (!match[2] && !match[3])) return undefined;
+  const protocol: Protocol = match[1] ? "connect-stream" : match[2] ? "grpc-web" : "connect-unary";
+  return { protocol, binary: match[3] !== "json" };
 }
 
 /** The payload of an enveloped body (5-byte header); undefined when it cannot be checked here. */
@@ -45,17 +48,15 @@ function errorResponse(protocol: Protocol, contentType: string, err: ConnectErro
 }
 
 /**
- * Checks a binary request against `input`. Returns an error response for a malformed one, or a
- * request with the same (buffered) body to hand on to Connect.
+ * Reads a request within `maxBytes` and, when binary, parses it as `input`. Returns an error
+ * response for an oversized or malformed one, or a request with the same (buffered) body to hand
+ * on to Connect.
  */
-export async function checkBinaryRequest(
-  req: Request,
-  input: DescMessage,
-  maxBytes: number,
-): Promise<Request | Response> {
+export async function checkRequest(req: Request, input: DescMessage, maxBytes: number): Promise<Request | Response> {
   const contentType = req.headers.get("Content-Type") ?? "";
-  const protocol = binaryProtocol(contentType);
-  if (!protocol || req.method !== "POST") return req;
+  const kind = protocolOf(contentType);
+  if (!kind || req.method !== "POST") return req;
+  const { protocol, binary } = kind;
   let body: Uint8Array;
   try {
     body = await readBodyBytes(req, maxBytes);
@@ -67,7 +68,7 @@ export async function checkBinaryRequest(
     );
   }
   const payload = protocol === "connect-unary" ? body : envelopePayload(body);
-  if (payload) {
+  if (binary && payload) {
     try {
       fromBinary(input, payload);
     } catch (e) {
