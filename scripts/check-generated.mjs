@@ -24,7 +24,8 @@ try {
   const want = files(fresh);
   const have = files("src/gen");
   const stale = [...new Set([...want, ...have])].filter(
-    (f) => !want.includes(f) || !have.includes(f) || !readFileSync(join(fresh, f)).equals(readFileSync(join("src/gen", f))),
+    (f) =>
+      !want.includes(f) || !have.includes(f) || !readFileSync(join(fresh, f)).equals(readFileSync(join("src/gen", f))),
   );
   if (stale.length > 0) {
     console.error(`src/gen is stale (${stale.join(", ")}): run \`npm run generate\` and commit the result.`);

@@ -52,7 +52,9 @@ describe("SSE adapter", () => {
       ["3", "three"],
       ["4", "four"],
     ]);
-    expect(events[0].id).toBeUndefined();
+    // `subscribed` carries the offset the stream starts after, so a reconnect before the first
+    // message resumes from there.
+    expect(events[0].id).toBe("1");
   });
 
   it("takes ?since= for a first connect and tells of a gap for another epoch", async () => {
@@ -61,6 +63,23 @@ describe("SSE adapter", () => {
     const events = parse(await readUntil(res, (t) => t.includes('"only"')));
     expect(events.map((e) => e.event)).toEqual(["subscribed", "gap", "message"]);
     expect(JSON.parse(events[1].data as string)).toMatchObject({ kind: "gap", reason: "epoch" });
+    // The gap is acknowledged by its id: a reconnect from there is not told again.
+    expect(events.map((e) => e.id)).toEqual(["0", "0", "1"]);
+  });
+
+  it("gives a live-only subscription the head of the log as its id, so a reconnect misses nothing", async () => {
+    const room = env.ROOM.getByName("sse-live");
+    for (const text of ["old", "older"]) await room.publish("sse-live", { text });
+    const res = await SELF.fetch("https://relay.test/rooms/sse-live/sse");
+    const [subscribed] = parse(await readUntil(res, (t) => t.includes("event: subscribed")));
+    expect(subscribed).toMatchObject({ id: "2", event: "subscribed" });
+    // What the EventSource sends when it reconnects: only what came after it first connected.
+    await room.publish("sse-live", { text: "while away" });
+    const again = await SELF.fetch("https://relay.test/rooms/sse-live/sse", { headers: { "Last-Event-ID": "2" } });
+    const events = parse(await readUntil(again, (t) => t.includes("while away")));
+    expect(events.filter((e) => e.event === "message").map((e) => JSON.parse(e.data as string).text)).toEqual([
+      "while away",
+    ]);
   });
 
   it("writes heartbeat comments while idle", async () => {

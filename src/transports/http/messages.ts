@@ -58,7 +58,7 @@ export async function publishRoute(c: Ctx): Promise<Response> {
   } catch {
     throw new RelayError("invalid_argument", "body is not valid UTF-8");
   }
-  const input = parsePublishBody(c.req.header("Content-Type") ?? "", body, c);
+  const input = parsePublishBody((c.req.header("Content-Type") ?? "").toLowerCase(), body, c);
   const room = c.req.param("room") as string;
   const { event, duplicate } = unwrap(await roomStub(c.env, room).publish(room, input));
   return c.body(eventJson(event), duplicate ? 200 : 201, { "Content-Type": "application/json" });

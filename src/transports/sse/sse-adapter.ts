@@ -2,8 +2,7 @@
  * SseAdapter: `GET /rooms/:room/sse`. The Worker holds the client's event stream and one internal
  * hibernatable WebSocket to the room (DESIGN.md: a stream served from the Durable Object itself
  * would keep it awake and billed), and turns each room frame into an SSE event:
- * `id:` the offset (message events only, so `Last-Event-ID` is always a real offset), `event:` the
- * kind, `data:` the ChatEvent JSON.
+ * `id:` the offset (see {@link sseId}), `event:` the kind, `data:` the ChatEvent JSON.
  */
 import type { Context } from "hono";
 import { streamSSE } from "hono/streaming";
@@ -13,6 +12,32 @@ import { openRoomSocket } from "../../worker/room-client";
 
 /** How long an EventSource waits before reconnecting, sent as `retry:`. */
 const RETRY_MS = 1000;
+
+interface EventHead {
+  kind: string;
+  seq?: string;
+  firstSeq?: string;
+  lastSeq?: string;
+}
+
+/**
+ * The `id:` of an event, which EventSource sends back as `Last-Event-ID` when it reconnects: the
+ * offset on messages; on `subscribed`, the offset the stream starts after (the client's `since`, or
+ * the head of the log for a live-only stream), so a reconnect before the first message misses
+ * nothing; on `gap`, the offset just before the first retained event, so the gap is told once.
+ */
+function sseId(e: EventHead, since: number | undefined): string | undefined {
+  switch (e.kind) {
+    case "message":
+      return e.seq;
+    case "subscribed":
+      return String(since ?? e.lastSeq ?? 0);
+    case "gap":
+      return e.firstSeq ? String(Number(e.firstSeq) - 1) : (e.lastSeq ?? "0");
+    default:
+      return undefined;
+  }
+}
 
 export async function sseRoute(c: Context<{ Bindings: Env }>): Promise<Response> {
   const room = c.req.param("room") as string;
@@ -41,16 +66,18 @@ export async function sseRoute(c: Context<{ Bindings: Env }>): Promise<Response>
     };
     ws.addEventListener("message", (m) => {
       if (typeof m.data !== "string") return;
-      const frame = JSON.parse(m.data) as { event?: { kind: string; seq?: string } };
+      const frame = JSON.parse(m.data) as { event?: EventHead };
       if (!frame.event) return;
       // The room sends `{"event":<ChatEvent JSON>}`: the inner JSON is the data line as is.
       const data = m.data.slice(9, -1);
-      const id = frame.event.kind === "message" ? `id: ${frame.event.seq}\n` : "";
-      write(`${id}event: ${frame.event.kind}\ndata: ${data}\n\n`);
+      const id = sseId(frame.event, since);
+      write(`${id === undefined ? "" : `id: ${id}\n`}event: ${frame.event.kind}\ndata: ${data}\n\n`);
     });
     ws.addEventListener("close", finish);
     ws.addEventListener("error", finish);
     stream.onAbort(finish);
+    // With `enable_request_signal`, this fires as soon as the client goes, not at the next write.
+    c.req.raw.signal.addEventListener("abort", finish);
     await stream.write(`retry: ${RETRY_MS}\n\n`);
     // Comments keep proxies and load balancers from closing an idle stream; they do not reach
     // the room, so they do not keep it from hibernating.

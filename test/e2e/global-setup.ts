@@ -1,0 +1,19 @@
+/** Starts one `wrangler dev` for the whole e2e project; tests read its URL with `inject("baseUrl")`. */
+import type {} from "vitest";
+import type { TestProject } from "vitest/node";
+import { startDevServer } from "./dev-server";
+
+declare module "vitest" {
+  export interface ProvidedContext {
+    baseUrl: string;
+  }
+}
+
+export default async function setup({ provide }: TestProject): Promise<() => Promise<void>> {
+  // Chat full duplex over HTTP/1.1 is off by default (README); the suite tests it switched on.
+  const server = await startDevServer({ vars: { CHAT_HTTP1_FULL_DUPLEX: "true" } });
+  provide("baseUrl", server.baseUrl);
+  return async () => {
+    await server.stop();
+  };
+}
