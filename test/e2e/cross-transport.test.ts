@@ -73,7 +73,8 @@ describe("cross-transport fan-out", () => {
     expect(plain.protocol).toBe("");
     expect(json.protocol).toBe("relay.v1.json");
 
-    // The first frame of every subscription is `subscribed`, with the room's epoch and no seq.
+    // The first frame of every subscription is `subscribed`, with the room's epoch and no seq; on SSE
+    // its id is the offset the stream starts after (0: the room was empty).
     await plain.waitFrames(1);
     await json.waitFrames(1);
     await sse.waitEvents(1);
@@ -81,7 +82,7 @@ describe("cross-transport fan-out", () => {
     const subJson = (json.frames[0] as ServerFrameJson).event as ChatEventJson;
     const subSse = sse.events[0];
     expect(subSse.type).toBe("subscribed");
-    expect(subSse.lastEventId).toBe("");
+    expect(subSse.lastEventId).toBe("0");
     const epoch = subPlain.epoch;
     expect(epoch).toMatch(/^[A-Za-z0-9_-]+$/);
     for (const s of [subPlain, subJson, subSse.data]) {
@@ -304,9 +305,9 @@ describe("cross-transport fan-out", () => {
     await ws.close();
     await waitForAsync("alice to leave", async () => (await members()).length === 1);
     expect(await members()).toEqual(["sse:bob"]);
-    // The Worker hears the client go (enable_request_signal) and closes its bridge socket at once:
-    // no write to the dead stream is needed.
+    // A client that went away is noticed at the next write to its stream: the heartbeat (1 s in this
+    // suite) finds it, no publish is needed, and the Worker closes its bridge socket to the room.
     sse.close();
-    await waitForAsync("bob to leave", async () => (await members()).length === 0, 3000);
+    await waitForAsync("bob to leave", async () => (await members()).length === 0, 8000);
   });
 });

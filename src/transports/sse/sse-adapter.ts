@@ -76,7 +76,8 @@ export async function sseRoute(c: Context<{ Bindings: Env }>): Promise<Response>
     ws.addEventListener("close", finish);
     ws.addEventListener("error", finish);
     stream.onAbort(finish);
-    // With `enable_request_signal`, this fires as soon as the client goes, not at the next write.
+    // With `enable_request_signal` the request's signal fires once the runtime notices the client
+    // has gone, which (locally, TOOLCHAIN.md) is at the next write: heartbeats bound that delay.
     c.req.raw.signal.addEventListener("abort", finish);
     await stream.write(`retry: ${RETRY_MS}\n\n`);
     // Comments keep proxies and load balancers from closing an idle stream; they do not reach
