@@ -11,8 +11,9 @@ export default defineConfig({
           cloudflareTest({
             main: "./src/index.ts",
             wrangler: { configPath: "./wrangler.toml" },
-            // A short heartbeat so a test can see one; every other setting as in wrangler.toml.
-            miniflare: { bindings: { HEARTBEAT_SECONDS: "1" } },
+            // A short heartbeat so a test can see one, and one allowed origin for the CORS tests;
+            // every other setting as in wrangler.toml.
+            miniflare: { bindings: { HEARTBEAT_SECONDS: "1", ALLOWED_ORIGINS: "https://app.example" } },
           }),
         ],
         test: { name: "worker", include: ["test/worker/**/*.test.ts"] },

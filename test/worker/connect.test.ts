@@ -164,6 +164,28 @@ describe("Connect routing and protocol errors", () => {
     expect(ok.status).toBe(200);
   });
 
+  it("answers CORS for a listed origin with what connect-web needs", async () => {
+    const preflight = await SELF.fetch(`${baseUrl}/relay.v1.ChatService/Subscribe`, {
+      method: "OPTIONS",
+      headers: {
+        Origin: "https://app.example",
+        "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "content-type,connect-protocol-version,x-grpc-web",
+      },
+    });
+    expect(preflight.status).toBe(204);
+    expect(preflight.headers.get("Access-Control-Allow-Origin")).toBe("https://app.example");
+    const allowed = (preflight.headers.get("Access-Control-Allow-Headers") ?? "").toLowerCase();
+    for (const h of ["content-type", "connect-protocol-version", "x-grpc-web"]) expect(allowed).toContain(h);
+    const res = await SELF.fetch(`${baseUrl}/relay.v1.ChatService/Presence`, {
+      method: "POST",
+      headers: { Origin: "https://app.example", "Content-Type": "application/json" },
+      body: '{"room":"cors"}',
+    });
+    expect(res.headers.get("Access-Control-Allow-Origin")).toBe("https://app.example");
+    expect(res.headers.get("Access-Control-Expose-Headers")).toMatch(/Grpc-Status/i);
+  });
+
   it("allows CORS only for listed origins", async () => {
     const preflight = await SELF.fetch(`${baseUrl}/relay.v1.ChatService/Publish`, {
       method: "OPTIONS",
