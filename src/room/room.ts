@@ -41,6 +41,16 @@ export interface HistoryPage {
   hasMore: boolean;
 }
 
+/** A room's counters, for operators and the benchmark (`GET /rooms/:room/stats`). */
+export interface RoomStats {
+  epoch: string;
+  firstSeq: number;
+  lastSeq: number;
+  connections: Record<Transport, number>;
+  /** When this instance of the object was constructed: a later value means it was evicted (hibernated) in between. */
+  objectStartedAtMs: number;
+}
+
 /** One connection, as presence reports it. */
 export interface Member {
   user: string;
@@ -55,6 +65,7 @@ export class Room extends DurableObject<Env> {
   readonly #log: RoomLog;
   readonly #subscribers = new Subscribers();
   readonly #rate: RateLimiter;
+  readonly #startedAtMs = Date.now();
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -154,6 +165,20 @@ export class Room extends DurableObject<Env> {
       const { user, transport, connectedAtMs } = this.#subscribers.get(ws);
       return { user, transport, connectedAtMs };
     });
+  }
+
+  /** The room's counters (RPC). */
+  stats(): RoomStats {
+    const connections: Record<Transport, number> = { websocket: 0, sse: 0, connect: 0 };
+    for (const ws of this.ctx.getWebSockets()) connections[this.#subscribers.get(ws).transport]++;
+    const first = this.#log.firstAvailable(Date.now());
+    return {
+      epoch: this.#log.epoch,
+      firstSeq: first > this.#log.lastSeq ? 0 : first,
+      lastSeq: this.#log.lastSeq,
+      connections,
+      objectStartedAtMs: this.#startedAtMs,
+    };
   }
 
   override webSocketMessage(ws: WebSocket, message: string | ArrayBuffer): void {

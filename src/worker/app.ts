@@ -9,7 +9,7 @@ import { type Env, readLimits } from "../config";
 import { HTTP_STATUS, RelayError } from "../errors";
 import { isRoomName } from "../room-name";
 import { connectRoute } from "../transports/connect/connect-route";
-import { historyRoute, presenceRoute, publishRoute } from "../transports/http/messages";
+import { historyRoute, presenceRoute, publishRoute, statsRoute } from "../transports/http/messages";
 import { sseRoute } from "../transports/sse/sse-adapter";
 import { wsRoute } from "../transports/websocket/ws-route";
 
@@ -43,6 +43,7 @@ app.get("/rooms/:room/sse", sseRoute);
 app.post("/rooms/:room/messages", publishRoute);
 app.get("/rooms/:room/messages", historyRoute);
 app.get("/rooms/:room/presence", presenceRoute);
+app.get("/rooms/:room/stats", statsRoute);
 app.on(["GET", "POST"], "/relay.v1.ChatService/*", connectRoute);
 
 app.notFound((c) => c.json(new RelayError("not_found", `no route for ${c.req.method} ${c.req.path}`).toJSON(), 404));

@@ -5,3 +5,20 @@ it("answers /healthz", async () => {
   const res = await SELF.fetch("https://relay.test/healthz");
   expect(await res.json()).toEqual({ ok: true });
 });
+
+it("answers /rooms/:room/stats with the log range, connections per transport and the object's start", async () => {
+  const { env } = await import("cloudflare:test");
+  await env.ROOM.getByName("stats").publish("stats", { text: "one" });
+  const ws = await SELF.fetch("https://relay.test/rooms/stats/ws", { headers: { Upgrade: "websocket" } });
+  ws.webSocket?.accept();
+  const res = await SELF.fetch("https://relay.test/rooms/stats/stats");
+  const body = (await res.json()) as Record<string, unknown>;
+  expect(body).toMatchObject({
+    room: "stats",
+    firstSeq: 1,
+    lastSeq: 1,
+    connections: { websocket: 1, sse: 0, connect: 0 },
+  });
+  expect(body.objectStartedAtMs).toBeTypeOf("number");
+  ws.webSocket?.close();
+});

@@ -5,6 +5,7 @@
  *   200 with the original event for a retry of an id already stored.
  * - `GET /rooms/:room/messages?since=&limit=`: a page of the log.
  * - `GET /rooms/:room/presence`: who is connected now.
+ * - `GET /rooms/:room/stats`: the room's counters.
  */
 import type { Context } from "hono";
 import { type Env, readLimits } from "../../config";
@@ -81,4 +82,10 @@ export async function presenceRoute(c: Ctx): Promise<Response> {
     room,
     members: members.map((m) => ({ user: m.user, transport: m.transport, connectedAtMs: String(m.connectedAtMs) })),
   });
+}
+
+export async function statsRoute(c: Ctx): Promise<Response> {
+  const room = c.req.param("room") as string;
+  const s = await roomStub(c.env, room).stats();
+  return c.json({ room, ...s });
 }
