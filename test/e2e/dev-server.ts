@@ -17,6 +17,8 @@ export interface DevServerOptions {
   vars?: Record<string, string>;
   /** HTTP port on 127.0.0.1; a free one when omitted. */
   port?: number;
+  /** Another worker's wrangler.toml (the benchmark's floor); the relay's when omitted. */
+  config?: string;
 }
 
 export interface DevServer {
@@ -105,6 +107,7 @@ export async function startDevServer(opts: DevServerOptions = {}): Promise<DevSe
   const ownDir = opts.persistTo === undefined;
   const persistTo = opts.persistTo ?? mkdtempSync(join(tmpdir(), "relay-e2e-"));
   const args = ["dev", "--port", String(port), "--inspector-port", String(inspectorPort), "--persist-to", persistTo];
+  if (opts.config) args.push("--config", opts.config);
   for (const [k, v] of Object.entries(opts.vars ?? {})) args.push("--var", `${k}:${v}`);
 
   const child = spawn(join(ROOT, "node_modules/.bin/wrangler"), args, {

@@ -1,0 +1,141 @@
+/**
+ * `npm run bench`: measures the relay against its floors in one run, under `wrangler dev` and
+ * under workerd without the inspector, and writes bench/results/{latest.json,latest.md,chart.svg}
+ * and the table in the README. `--quick`: a short smoke run (fewer subscribers, one repetition).
+ */
+import { cpus, totalmem } from "node:os";
+import { type BenchServer, type Runtime, startServer, type Target } from "./lib/servers";
+import { type Summary, summarize, summarizeRuns } from "./lib/stats";
+import { type BenchResults, writeReport } from "./report";
+import { fanout, type SubscriberTransport } from "./workloads/fanout";
+import { idle } from "./workloads/idle";
+import { type PublishTransport, publishThroughput } from "./workloads/publish";
+import { fillRoom, resumeSeconds } from "./workloads/resume";
+import { bundleSize, devStartSeconds } from "./workloads/startup";
+
+const quick = process.argv.includes("--quick");
+const cfg = quick
+  ? {
+      subscribers: 200,
+      reps: 1,
+      durationMs: 1500,
+      warmupMs: 500,
+      resumeEvents: 2000,
+      idleConnections: 50,
+      idleWaitMs: 13_000,
+    }
+  : {
+      subscribers: 1000,
+      reps: 3,
+      durationMs: 4000,
+      warmupMs: 1000,
+      resumeEvents: 10_000,
+      idleConnections: 300,
+      idleWaitMs: 15_000,
+    };
+const runtimes: Runtime[] = ["workerd", "wrangler-dev"];
+const log = (...a: unknown[]) => console.log(`[bench ${new Date().toISOString().slice(11, 19)}]`, ...a);
+
+async function withServer<T>(target: Target, runtime: Runtime, fn: (s: BenchServer) => Promise<T>): Promise<T> {
+  const s = await startServer(target, runtime);
+  try {
+    return await fn(s);
+  } finally {
+    await s.stop();
+  }
+}
+
+async function repeat<T>(n: number, fn: () => Promise<T>): Promise<T[]> {
+  const out: T[] = [];
+  for (let i = 0; i < n; i++) out.push(await fn());
+  return out;
+}
+
+const results: BenchResults = {
+  date: new Date().toISOString(),
+  quick,
+  machine: {
+    cpu: cpus()[0]?.model ?? "unknown",
+    cores: cpus().length,
+    memoryGiB: Math.round(totalmem() / 2 ** 30),
+    node: process.version,
+    loadGenerator: "same machine, one Node process",
+  },
+  config: cfg,
+  fanout: {},
+  mixed: {},
+  publish: {},
+  resume: {},
+  idle: [],
+  startup: { devStartSeconds: summarize([]), bundle: { rawKiB: 0, gzipKiB: 0 } },
+};
+
+for (const runtime of runtimes) {
+  // 1. Fan-out, WebSocket subscribers: the relay and the bare broadcast floor.
+  for (const target of ["floor", "relay"] as Target[]) {
+    log(`fan-out ${target} ${runtime}, ${cfg.subscribers} subscribers`);
+    const runs = await withServer(target, runtime, (s) =>
+      repeat(cfg.reps, async () => (await fanout(s, { ...cfg, transports: ["websocket"], window: 10 })).result),
+    );
+    results.fanout[`${target}/${runtime}`] = summarizeRuns(runs);
+  }
+
+  // 2. Mixed fan-out: a third each on WebSocket, SSE and Connect.
+  log(`mixed fan-out ${runtime}`);
+  const mixed = await withServer("relay", runtime, (s) =>
+    repeat(cfg.reps, () => fanout(s, { ...cfg, transports: ["websocket", "sse", "connect"], window: 10 })),
+  );
+  results.mixed[runtime] = {
+    total: summarizeRuns(mixed.map((m) => m.result)),
+    perTransport: Object.fromEntries(
+      (["websocket", "sse", "connect"] as SubscriberTransport[]).map((t) => [
+        t,
+        summarizeRuns(mixed.map((m) => m.perTransport[t] as Record<string, number>)),
+      ]),
+    ),
+  };
+
+  // 3. Durable publish throughput: the relay per transport, the SQLite floor over WebSocket.
+  for (const [target, transport] of [
+    ["floor", "websocket"],
+    ["floor", "http"],
+    ["relay", "websocket"],
+    ["relay", "http"],
+    ["relay", "connect"],
+  ] as [Target, PublishTransport][]) {
+    log(`publish ${target} ${transport} ${runtime}`);
+    const runs = await withServer(target, runtime, (s) =>
+      repeat(cfg.reps, () =>
+        publishThroughput(s, transport, { window: 32, durationMs: cfg.durationMs, warmupMs: cfg.warmupMs }),
+      ),
+    );
+    const name = target === "relay" ? "relay" : transport === "http" ? "floor-http" : "floor-sql";
+    results.publish[`${name}/${transport}/${runtime}`] = summarizeRuns(runs);
+  }
+
+  // 4. Resume: deliver the missed events to a client resuming from 0.
+  log(`resume ${cfg.resumeEvents} events ${runtime}`);
+  await withServer("relay", runtime, async (s) => {
+    const room = await fillRoom(s, cfg.resumeEvents);
+    for (const t of ["websocket", "sse", "connect"] as SubscriberTransport[]) {
+      const runs = await repeat(cfg.reps, () => resumeSeconds(s, room, t, cfg.resumeEvents));
+      results.resume[`${t}/${runtime}`] = summarize(runs);
+    }
+  });
+}
+
+// 5. Idle connections and eviction, under wrangler dev (what users run).
+for (const t of ["websocket", "sse", "connect"] as SubscriberTransport[]) {
+  log(`idle ${t}: ${cfg.idleConnections} connections, ${cfg.idleWaitMs / 1000} s`);
+  results.idle.push(await withServer("relay", "wrangler-dev", (s) => idle(s, t, cfg.idleConnections, cfg.idleWaitMs)));
+}
+
+// 6. Start and size.
+log("start and size");
+results.startup = { devStartSeconds: summarize(await repeat(cfg.reps, devStartSeconds)), bundle: bundleSize() };
+
+writeReport(results);
+log("wrote bench/results/latest.json, latest.md, chart.svg and the README table");
+process.exit(0);
+
+export type { Summary };

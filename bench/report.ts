@@ -1,0 +1,167 @@
+/** Writes the bench's results: JSON, a markdown table (also into the README), and an SVG chart. */
+import { readFileSync, writeFileSync } from "node:fs";
+import type { Summary } from "./lib/stats";
+import type { IdleResult } from "./workloads/idle";
+
+type Figures = Record<string, Summary>;
+
+export interface BenchResults {
+  date: string;
+  quick: boolean;
+  machine: Record<string, string | number>;
+  config: Record<string, number>;
+  /** `${target}/${runtime}` → fan-out figures. */
+  fanout: Record<string, Figures>;
+  mixed: Record<string, { total: Figures; perTransport: Record<string, Figures> }>;
+  /** `${target}/${transport}/${runtime}` → publish figures. */
+  publish: Record<string, Figures>;
+  /** `${transport}/${runtime}` → seconds. */
+  resume: Record<string, Summary>;
+  idle: IdleResult[];
+  startup: { devStartSeconds: Summary; bundle: { rawKiB: number; gzipKiB: number } };
+}
+
+const RUNTIMES = ["workerd", "wrangler-dev"];
+const TRANSPORTS = ["websocket", "sse", "connect"];
+
+function num(n: number): string {
+  if (!Number.isFinite(n)) return "—";
+  return n >= 100 ? Math.round(n).toLocaleString("en-US") : n.toFixed(n >= 10 ? 1 : 2);
+}
+const fmt = (s?: Summary) => (s ? `${num(s.median)} (${num(s.min)}–${num(s.max)})` : "—");
+const ratio = (a?: Summary, b?: Summary) => (a && b ? a.median / b.median : Number.NaN);
+const check = (r: number, ok: (r: number) => boolean, target: string) =>
+  Number.isFinite(r) ? `${r.toFixed(2)}× ${ok(r) ? "✅" : "❌"} (${target})` : "—";
+
+export function markdown(r: BenchResults): string {
+  const out: string[] = [];
+  const m = r.machine;
+  out.push(
+    `Run ${r.date.slice(0, 16).replace("T", " ")} UTC${r.quick ? " (--quick)" : ""} on ${m.cores} cores (${m.cpu}), ${m.memoryGiB} GiB, Node ${m.node}; load generator on the same machine.`,
+    `Figures are median (min–max) of ${r.config.reps} runs; ratios compare medians of the same run.`,
+    `"workerd" = \`unstable_startWorker\` with the inspector off (closer to the runtime's own cost); "wrangler dev" = what \`npm start\` runs.`,
+    "",
+  );
+  for (const rt of RUNTIMES) {
+    const relay = r.fanout[`relay/${rt}`];
+    const floor = r.fanout[`floor/${rt}`];
+    const mix = r.mixed[rt];
+    const pub = (k: string) => r.publish[k]?.acksPerSec;
+    const floorSql = pub(`floor-sql/websocket/${rt}`);
+    const floorHttp = pub(`floor-http/http/${rt}`);
+    out.push(`**${rt}** (${r.config.subscribers} subscribers)`, "");
+    out.push("| workload | figure | relay | floor | relay / floor |", "|---|---|---|---|---|");
+    out.push(
+      `| fan-out, WebSocket | deliveries/s | ${fmt(relay?.deliveriesPerSec)} | ${fmt(floor?.deliveriesPerSec)} | ${check(ratio(relay?.deliveriesPerSec, floor?.deliveriesPerSec), (x) => x >= 0.8, "≥ 0.8")} |`,
+      `| fan-out, WebSocket | p50 / p99 ms | ${fmt(relay?.p50Ms)} / ${fmt(relay?.p99Ms)} | ${fmt(floor?.p50Ms)} / ${fmt(floor?.p99Ms)} | ${check(ratio(relay?.p99Ms, floor?.p99Ms), (x) => x <= 1.25, "p99 ≤ 1.25")} |`,
+      `| fan-out, WebSocket | server CPU µs per delivery | ${fmt(relay?.serverCpuPerDeliveryUs)} | ${fmt(floor?.serverCpuPerDeliveryUs)} | ${num(ratio(relay?.serverCpuPerDeliveryUs, floor?.serverCpuPerDeliveryUs))}× |`,
+      `| fan-out, WebSocket | lost / duplicated | ${fmt(relay?.lost)} / ${fmt(relay?.duplicated)} | ${fmt(floor?.lost)} / ${fmt(floor?.duplicated)} | must be 0 |`,
+      `| durable publish, WebSocket | acks/s | ${fmt(pub(`relay/websocket/${rt}`))} | ${fmt(floorSql)} (SQLite floor) | ${check(ratio(pub(`relay/websocket/${rt}`), floorSql), (x) => x >= 0.8, "≥ 0.8")} |`,
+      `| durable publish, HTTP POST | acks/s | ${fmt(pub(`relay/http/${rt}`))} | ${fmt(floorHttp)} (a Worker's bare answer) | ${num(ratio(pub(`relay/http/${rt}`), floorHttp))}× |`,
+      `| durable publish, Connect | acks/s | ${fmt(pub(`relay/connect/${rt}`))} | ${fmt(floorHttp)} (a Worker's bare answer) | ${num(ratio(pub(`relay/connect/${rt}`), floorHttp))}× |`,
+    );
+    if (mix) {
+      const ws = mix.perTransport.websocket;
+      for (const t of TRANSPORTS) {
+        const f = mix.perTransport[t];
+        out.push(
+          `| mixed fan-out, ${t} third | deliveries/s; p99 ms | ${fmt(f?.deliveriesPerSec)}; ${fmt(f?.p99Ms)} | | ${t === "websocket" ? "(reference)" : check(ratio(f?.deliveriesPerSec, ws?.deliveriesPerSec), (x) => x >= 0.7, "≥ 0.7 of WebSocket")} |`,
+        );
+      }
+      out.push(
+        `| mixed fan-out, all | deliveries/s; server CPU µs per delivery | ${fmt(mix.total.deliveriesPerSec)}; ${fmt(mix.total.serverCpuPerDeliveryUs)} | | ${num(ratio(mix.total.deliveriesPerSec, floor?.deliveriesPerSec))}× of the WebSocket floor |`,
+      );
+    }
+    for (const t of TRANSPORTS) {
+      out.push(
+        `| resume ${r.config.resumeEvents} missed events, ${t} | seconds | ${fmt(r.resume[`${t}/${rt}`])} | | |`,
+      );
+    }
+    out.push(
+      `| who was busy (fan-out, relay) | cores: server / load generator | ${fmt(relay?.serverCores)} / ${fmt(relay?.loadCores)} | ${fmt(floor?.serverCores)} / ${fmt(floor?.loadCores)} | of ${m.cores} |`,
+      "",
+    );
+  }
+  out.push(
+    "**Idle and hibernation** (wrangler dev)",
+    "",
+    "| subscribers | KiB per idle connection (workerd RSS) | room evicted with only them attached |",
+    "|---|---|---|",
+  );
+  for (const i of r.idle) {
+    out.push(
+      `| ${i.connections} × ${i.transport} | ${num(i.kibPerConnection)} | ${i.evicted ? "yes ✅" : "no ❌"} (after ${i.waitedSeconds} s) |`,
+    );
+  }
+  const b = r.startup.bundle;
+  out.push(
+    "",
+    "**Start and size**",
+    "",
+    "| figure | value | target |",
+    "|---|---|---|",
+    `| \`wrangler dev\` spawn to first answer | ${fmt(r.startup.devStartSeconds)} s | |`,
+    `| deploy bundle (\`wrangler deploy --dry-run --minify\`) | ${num(b.rawKiB)} KiB raw, ${num(b.gzipKiB)} KiB gzip | ${b.rawKiB <= 200 ? "✅" : "❌"} ≤ 200 KiB raw |`,
+  );
+  return out.join("\n");
+}
+
+/** Bars of deliveries/s and p99 per workload, one group per runtime. */
+export function chart(r: BenchResults): string {
+  const rows: { label: string; rate: number; p99: number }[] = [];
+  for (const rt of RUNTIMES) {
+    for (const [label, f] of [
+      [`floor, WebSocket (${rt})`, r.fanout[`floor/${rt}`]],
+      [`relay, WebSocket (${rt})`, r.fanout[`relay/${rt}`]],
+      ...TRANSPORTS.map((t) => [`relay mixed, ${t} (${rt})`, r.mixed[rt]?.perTransport[t]] as const),
+    ] as [string, Figures | undefined][]) {
+      if (f) rows.push({ label, rate: f.deliveriesPerSec.median, p99: f.p99Ms.median });
+    }
+  }
+  const maxRate = Math.max(...rows.map((x) => x.rate), 1);
+  const maxP99 = Math.max(...rows.map((x) => x.p99), 1);
+  const rowH = 26;
+  const left = 230;
+  const barW = 300;
+  const h = 60 + rows.length * rowH;
+  const parts = [
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${left + 2 * barW + 140}" height="${h}" font-family="sans-serif" font-size="12">`,
+    `<rect width="100%" height="100%" fill="white"/>`,
+    `<text x="${left}" y="20" font-weight="bold">deliveries/s (median)</text>`,
+    `<text x="${left + barW + 70}" y="20" font-weight="bold">p99 publish-to-receive, ms</text>`,
+  ];
+  rows.forEach((row, i) => {
+    const y = 40 + i * rowH;
+    const w1 = (row.rate / maxRate) * barW;
+    const w2 = (row.p99 / maxP99) * barW;
+    const color = row.label.startsWith("floor") ? "#999" : "#2b6cb0";
+    parts.push(
+      `<text x="${left - 8}" y="${y + 14}" text-anchor="end">${row.label}</text>`,
+      `<rect x="${left}" y="${y}" width="${w1.toFixed(1)}" height="18" fill="${color}"/>`,
+      `<text x="${left + w1 + 4}" y="${y + 14}">${num(row.rate)}</text>`,
+      `<rect x="${left + barW + 70}" y="${y}" width="${w2.toFixed(1)}" height="18" fill="${color === "#999" ? "#bbb" : "#dd6b20"}"/>`,
+      `<text x="${left + barW + 74 + w2}" y="${y + 14}">${num(row.p99)}</text>`,
+    );
+  });
+  parts.push("</svg>");
+  return parts.join("\n");
+}
+
+const START = "<!-- bench:start -->";
+const END = "<!-- bench:end -->";
+
+export function writeReport(r: BenchResults): void {
+  const md = markdown(r);
+  writeFileSync("bench/results/latest.json", `${JSON.stringify(r, null, 2)}\n`);
+  writeFileSync("bench/results/latest.md", `# Benchmark results\n\n${md}\n\n![chart](chart.svg)\n`);
+  writeFileSync("bench/results/chart.svg", chart(r));
+  const readme = readFileSync("README.md", "utf8");
+  const at = readme.indexOf(START);
+  const end = readme.indexOf(END);
+  if (at !== -1 && end > at && !r.quick) {
+    writeFileSync(
+      "README.md",
+      `${readme.slice(0, at + START.length)}\n${md}\n\n![chart](bench/results/chart.svg)\n${readme.slice(end)}`,
+    );
+  }
+}

@@ -1,0 +1,170 @@
+/**
+ * Fan-out: one room, S subscribers, one publisher sending 100-byte messages with at most `window`
+ * messages in flight (sent but not yet delivered to every subscriber). Deliveries per second and
+ * publish-to-receive latency over every delivery; every message must reach every subscriber once.
+ * Subscribers are WebSockets, or (mixed) a third each on WebSocket, SSE and Connect.
+ */
+import { randomUUID } from "node:crypto";
+import type WebSocket from "ws";
+import { connectSubscribeBody, messageText, openSockets, openStream, type StreamClient, scan } from "../lib/clients";
+import { loadCpuSeconds, serverCpuSeconds } from "../lib/procs";
+import type { BenchServer } from "../lib/servers";
+import { roomWsUrl } from "../lib/servers";
+import { percentile } from "../lib/stats";
+
+export type SubscriberTransport = "websocket" | "sse" | "connect";
+
+export interface FanoutOptions {
+  subscribers: number;
+  /** Transports of the subscribers, shared round-robin (relay only for SSE and Connect). */
+  transports: SubscriberTransport[];
+  window: number;
+  durationMs: number;
+  warmupMs: number;
+}
+
+export interface FanoutResult extends Record<string, number> {
+  deliveriesPerSec: number;
+  p50Ms: number;
+  p99Ms: number;
+  messages: number;
+  lost: number;
+  duplicated: number;
+  serverCpuPerDeliveryUs: number;
+  loadCpuPerDeliveryUs: number;
+  /** Server and load generator CPU, in cores busy over the measured window. */
+  serverCores: number;
+  loadCores: number;
+}
+
+/** Per-transport figures of a mixed run. */
+export type PerTransport = Record<SubscriberTransport, { deliveriesPerSec: number; p50Ms: number; p99Ms: number }>;
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+export async function fanout(
+  server: BenchServer,
+  o: FanoutOptions,
+): Promise<{ result: FanoutResult; perTransport: Partial<PerTransport> }> {
+  const room = `fan-${randomUUID().slice(0, 8)}`;
+  const maxMessages = 200_000;
+  const sentAt = new Float64Array(maxMessages);
+  const remaining = new Int32Array(maxMessages);
+  let sent = 0;
+  let inflight = 0;
+  let measuring = false;
+  let duplicated = 0;
+  let publisher: WebSocket | undefined;
+  const latencies: Record<SubscriberTransport, number[]> = { websocket: [], sse: [], connect: [] };
+  const counts: Record<SubscriberTransport, number> = { websocket: 0, sse: 0, connect: 0 };
+
+  const publish = () => {
+    while (publisher && inflight < o.window && sent < maxMessages) {
+      remaining[sent] = o.subscribers;
+      sentAt[sent] = performance.now();
+      publisher.send(messageText(sent));
+      sent++;
+      inflight++;
+    }
+  };
+  const deliver = (transport: SubscriberTransport) => (n: number) => {
+    if (n < 0 || n >= sent) return;
+    const left = --remaining[n];
+    if (left < 0) {
+      duplicated++;
+      return;
+    }
+    if (measuring) {
+      counts[transport]++;
+      latencies[transport].push(performance.now() - sentAt[n]);
+    }
+    if (left === 0) {
+      inflight--;
+      publish();
+    }
+  };
+
+  // Subscribers.
+  const per = (t: SubscriberTransport) =>
+    Math.floor(o.subscribers / o.transports.length) +
+    (o.transports.indexOf(t) < o.subscribers % o.transports.length ? 1 : 0);
+  const sockets: WebSocket[] = [];
+  const streams: StreamClient[] = [];
+  for (const t of o.transports) {
+    const n = per(t);
+    if (t === "websocket") {
+      const onDelivery = deliver("websocket");
+      const ws = await openSockets(roomWsUrl(server, room), n, undefined, (d) => scan(d, onDelivery, true));
+      sockets.push(...ws);
+    } else {
+      const onDelivery = deliver(t);
+      for (let i = 0; i < n; i++) {
+        const c =
+          t === "sse"
+            ? openStream(`${server.baseUrl}/rooms/${room}/sse`, {}, onDelivery)
+            : openStream(
+                `${server.baseUrl}/relay.v1.ChatService/Subscribe`,
+                {
+                  method: "POST",
+                  headers: { "Content-Type": "application/connect+json" },
+                  body: connectSubscribeBody(room),
+                },
+                onDelivery,
+              );
+        streams.push(c);
+        if (i % 50 === 49) await c.opened;
+      }
+      await Promise.all(streams.map((c) => c.opened));
+    }
+  }
+  await sleep(500); // let every subscription reach the room
+  [publisher] = await openSockets(roomWsUrl(server, room), 1);
+
+  publish();
+  await sleep(o.warmupMs);
+  measuring = true;
+  const start = performance.now();
+  const cpu0 = { server: serverCpuSeconds(), load: loadCpuSeconds() };
+  const sentBefore = sent;
+  await sleep(o.durationMs);
+  measuring = false;
+  const elapsed = (performance.now() - start) / 1000;
+  const cpu1 = { server: serverCpuSeconds(), load: loadCpuSeconds() };
+  const stopAt = sent;
+  publisher.removeAllListeners();
+  const last = publisher;
+  publisher = undefined; // stop publishing; let what is in flight arrive
+  const drainUntil = Date.now() + 10_000;
+  while (inflight > 0 && Date.now() < drainUntil) await sleep(20);
+
+  let lost = 0;
+  for (let i = 0; i < stopAt; i++) lost += Math.max(0, remaining[i]);
+  for (const s of [...sockets, last]) s.terminate();
+  for (const c of streams) c.close();
+
+  const all = [...latencies.websocket, ...latencies.sse, ...latencies.connect];
+  const deliveries = counts.websocket + counts.sse + counts.connect;
+  const perTransport: Partial<PerTransport> = {};
+  for (const t of o.transports) {
+    perTransport[t] = {
+      deliveriesPerSec: counts[t] / elapsed,
+      p50Ms: percentile(latencies[t], 50),
+      p99Ms: percentile(latencies[t], 99),
+    };
+  }
+  return {
+    result: {
+      deliveriesPerSec: deliveries / elapsed,
+      p50Ms: percentile(all, 50),
+      p99Ms: percentile(all, 99),
+      messages: stopAt - sentBefore,
+      lost,
+      duplicated,
+      serverCpuPerDeliveryUs: ((cpu1.server - cpu0.server) / deliveries) * 1e6,
+      loadCpuPerDeliveryUs: ((cpu1.load - cpu0.load) / deliveries) * 1e6,
+      serverCores: (cpu1.server - cpu0.server) / elapsed,
+      loadCores: (cpu1.load - cpu0.load) / elapsed,
+    },
+    perTransport,
+  };
+}
