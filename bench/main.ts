@@ -6,7 +6,7 @@
 import { cpus, totalmem } from "node:os";
 import { type BenchServer, type Runtime, startServer, type Target } from "./lib/servers";
 import { type Summary, summarize, summarizeRuns } from "./lib/stats";
-import { type BenchResults, writeReport } from "./report";
+import { type BenchResults, markdown, writeReport } from "./report";
 import { fanout, type SubscriberTransport } from "./workloads/fanout";
 import { idle } from "./workloads/idle";
 import { type PublishTransport, publishThroughput } from "./workloads/publish";
@@ -14,6 +14,11 @@ import { fillRoom, resumeSeconds } from "./workloads/resume";
 import { bundleSize, devStartSeconds } from "./workloads/startup";
 
 const quick = process.argv.includes("--quick");
+// `--only=fanout,publish` and `--runtime=workerd` narrow a run (for trying a change); such a run
+// prints its table and writes nothing.
+const arg = (name: string) => process.argv.find((a) => a.startsWith(`--${name}=`))?.split("=")[1];
+const only = arg("only")?.split(",");
+const want = (workload: string) => !only || only.includes(workload);
 const cfg = quick
   ? {
       subscribers: 200,
@@ -33,7 +38,7 @@ const cfg = quick
       idleConnections: 300,
       idleWaitMs: 15_000,
     };
-const runtimes: Runtime[] = ["workerd", "wrangler-dev"];
+const runtimes: Runtime[] = arg("runtime") ? [arg("runtime") as Runtime] : ["workerd", "wrangler-dev"];
 const log = (...a: unknown[]) => console.log(`[bench ${new Date().toISOString().slice(11, 19)}]`, ...a);
 
 async function withServer<T>(target: Target, runtime: Runtime, fn: (s: BenchServer) => Promise<T>): Promise<T> {
@@ -70,9 +75,17 @@ const results: BenchResults = {
   startup: { devStartSeconds: summarize([]), bundle: { rawKiB: 0, gzipKiB: 0 } },
 };
 
+const publishCases: [Target, PublishTransport][] = [
+  ["floor", "websocket"],
+  ["floor", "http"],
+  ["relay", "websocket"],
+  ["relay", "http"],
+  ["relay", "connect"],
+];
+
 for (const runtime of runtimes) {
   // 1. Fan-out, WebSocket subscribers: the relay and the bare broadcast floor.
-  for (const target of ["floor", "relay"] as Target[]) {
+  for (const target of (want("fanout") ? ["floor", "relay"] : []) as Target[]) {
     log(`fan-out ${target} ${runtime}, ${cfg.subscribers} subscribers`);
     const runs = await withServer(target, runtime, (s) =>
       repeat(cfg.reps, async () => (await fanout(s, { ...cfg, transports: ["websocket"], window: 10 })).result),
@@ -81,28 +94,25 @@ for (const runtime of runtimes) {
   }
 
   // 2. Mixed fan-out: a third each on WebSocket, SSE and Connect.
-  log(`mixed fan-out ${runtime}`);
-  const mixed = await withServer("relay", runtime, (s) =>
-    repeat(cfg.reps, () => fanout(s, { ...cfg, transports: ["websocket", "sse", "connect"], window: 10 })),
-  );
-  results.mixed[runtime] = {
-    total: summarizeRuns(mixed.map((m) => m.result)),
-    perTransport: Object.fromEntries(
-      (["websocket", "sse", "connect"] as SubscriberTransport[]).map((t) => [
-        t,
-        summarizeRuns(mixed.map((m) => m.perTransport[t] as Record<string, number>)),
-      ]),
-    ),
-  };
+  if (want("mixed")) {
+    log(`mixed fan-out ${runtime}`);
+    const mixed = await withServer("relay", runtime, (s) =>
+      repeat(cfg.reps, () => fanout(s, { ...cfg, transports: ["websocket", "sse", "connect"], window: 10 })),
+    );
+    results.mixed[runtime] = {
+      total: summarizeRuns(mixed.map((m) => m.result)),
+      perTransport: Object.fromEntries(
+        (["websocket", "sse", "connect"] as SubscriberTransport[]).map((t) => [
+          t,
+          summarizeRuns(mixed.map((m) => m.perTransport[t] as Record<string, number>)),
+        ]),
+      ),
+    };
+  }
 
-  // 3. Durable publish throughput: the relay per transport, the SQLite floor over WebSocket.
-  for (const [target, transport] of [
-    ["floor", "websocket"],
-    ["floor", "http"],
-    ["relay", "websocket"],
-    ["relay", "http"],
-    ["relay", "connect"],
-  ] as [Target, PublishTransport][]) {
+  // 3. Durable publish throughput: the relay per transport; the SQLite floor (WebSocket) and a
+  // bare Worker (HTTP) as floors.
+  for (const [target, transport] of want("publish") ? publishCases : []) {
     log(`publish ${target} ${transport} ${runtime}`);
     const runs = await withServer(target, runtime, (s) =>
       repeat(cfg.reps, () =>
@@ -114,26 +124,34 @@ for (const runtime of runtimes) {
   }
 
   // 4. Resume: deliver the missed events to a client resuming from 0.
-  log(`resume ${cfg.resumeEvents} events ${runtime}`);
-  await withServer("relay", runtime, async (s) => {
-    const room = await fillRoom(s, cfg.resumeEvents);
-    for (const t of ["websocket", "sse", "connect"] as SubscriberTransport[]) {
-      const runs = await repeat(cfg.reps, () => resumeSeconds(s, room, t, cfg.resumeEvents));
-      results.resume[`${t}/${runtime}`] = summarize(runs);
-    }
-  });
+  if (want("resume")) {
+    log(`resume ${cfg.resumeEvents} events ${runtime}`);
+    await withServer("relay", runtime, async (s) => {
+      const room = await fillRoom(s, cfg.resumeEvents);
+      for (const t of ["websocket", "sse", "connect"] as SubscriberTransport[]) {
+        const runs = await repeat(cfg.reps, () => resumeSeconds(s, room, t, cfg.resumeEvents));
+        results.resume[`${t}/${runtime}`] = summarize(runs);
+      }
+    });
+  }
 }
 
 // 5. Idle connections and eviction, under wrangler dev (what users run).
-for (const t of ["websocket", "sse", "connect"] as SubscriberTransport[]) {
+for (const t of (want("idle") ? ["websocket", "sse", "connect"] : []) as SubscriberTransport[]) {
   log(`idle ${t}: ${cfg.idleConnections} connections, ${cfg.idleWaitMs / 1000} s`);
   results.idle.push(await withServer("relay", "wrangler-dev", (s) => idle(s, t, cfg.idleConnections, cfg.idleWaitMs)));
 }
 
 // 6. Start and size.
-log("start and size");
-results.startup = { devStartSeconds: summarize(await repeat(cfg.reps, devStartSeconds)), bundle: bundleSize() };
+if (want("startup")) {
+  log("start and size");
+  results.startup = { devStartSeconds: summarize(await repeat(cfg.reps, devStartSeconds)), bundle: bundleSize() };
+}
 
+if (only || arg("runtime")) {
+  console.log(markdown(results));
+  process.exit(0);
+}
 writeReport(results);
 log("wrote bench/results/latest.json, latest.md, chart.svg and the README table");
 process.exit(0);
