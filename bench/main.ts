@@ -7,9 +7,9 @@ import { cpus, totalmem } from "node:os";
 import { type BenchServer, type Runtime, startServer, type Target } from "./lib/servers";
 import { type Summary, summarize, summarizeRuns } from "./lib/stats";
 import { type BenchResults, markdown, writeReport } from "./report";
-import { fanout, type SubscriberTransport } from "./workloads/fanout";
+import { type FanoutResult, fanout, type SubscriberTransport } from "./workloads/fanout";
 import { idle } from "./workloads/idle";
-import { type PublishTransport, publishThroughput } from "./workloads/publish";
+import { type PublishResult, type PublishTransport, publishThroughput } from "./workloads/publish";
 import { fillRoom, resumeSeconds } from "./workloads/resume";
 import { bundleSize, devStartSeconds } from "./workloads/startup";
 
@@ -19,8 +19,12 @@ const quick = process.argv.includes("--quick");
 const arg = (name: string) => process.argv.find((a) => a.startsWith(`--${name}=`))?.split("=")[1];
 const only = arg("only")?.split(",");
 const want = (workload: string) => !only || only.includes(workload);
+// relayEventBytes: the size of the frame a plain-mode subscriber gets for a 100-byte text (the event's
+// JSON with its room, offset, epoch, id (a UUID), user and time). A floor fed frames this large shows
+// how much of the relay's cost is the bytes its contract puts on the wire.
 const cfg = quick
   ? {
+      relayEventBytes: 278,
       subscribers: 200,
       reps: 1,
       durationMs: 1500,
@@ -30,9 +34,10 @@ const cfg = quick
       idleWaitMs: 13_000,
     }
   : {
+      relayEventBytes: 278,
       subscribers: 1000,
       reps: 3,
-      durationMs: 4000,
+      durationMs: 3000,
       warmupMs: 1000,
       resumeEvents: 10_000,
       idleConnections: 300,
@@ -84,13 +89,29 @@ const publishCases: [Target, PublishTransport][] = [
 ];
 
 for (const runtime of runtimes) {
-  // 1. Fan-out, WebSocket subscribers: the relay and the bare broadcast floor.
-  for (const target of (want("fanout") ? ["floor", "relay"] : []) as Target[]) {
-    log(`fan-out ${target} ${runtime}, ${cfg.subscribers} subscribers`);
-    const runs = await withServer(target, runtime, (s) =>
-      repeat(cfg.reps, async () => (await fanout(s, { ...cfg, transports: ["websocket"], window: 10 })).result),
-    );
-    results.fanout[`${target}/${runtime}`] = summarizeRuns(runs);
+  // 1. Fan-out, WebSocket subscribers. The relay and the floors run in turns (floor, relay, floor
+  // fed frames as large as the relay's events, floor with SQLite) so that drift of this shared
+  // machine falls on all of them alike.
+  if (want("fanout")) {
+    const servers = { floor: await startServer("floor", runtime), relay: await startServer("relay", runtime) };
+    try {
+      const runs: Record<string, FanoutResult[]> = { floor: [], relay: [], "floor-sized": [], "floor-sql": [] };
+      for (let i = 0; i < cfg.reps; i++) {
+        for (const name of ["floor", "relay", "floor-sized", "floor-sql"] as const) {
+          log(`fan-out ${name} ${runtime}, ${cfg.subscribers} subscribers, run ${i + 1}/${cfg.reps}`);
+          const s = name === "relay" ? servers.relay : servers.floor;
+          const messageBytes = name === "floor-sized" ? cfg.relayEventBytes : 100;
+          const floorKind = name === "floor-sql" ? "floor-sql" : "floor";
+          runs[name].push(
+            (await fanout(s, { ...cfg, transports: ["websocket"], window: 10, messageBytes, floorKind })).result,
+          );
+        }
+      }
+      for (const [name, r] of Object.entries(runs)) results.fanout[`${name}/${runtime}`] = summarizeRuns(r);
+    } finally {
+      await servers.floor.stop();
+      await servers.relay.stop();
+    }
   }
 
   // 2. Mixed fan-out: a third each on WebSocket, SSE and Connect.
@@ -111,16 +132,29 @@ for (const runtime of runtimes) {
   }
 
   // 3. Durable publish throughput: the relay per transport; the SQLite floor (WebSocket) and a
-  // bare Worker (HTTP) as floors.
-  for (const [target, transport] of want("publish") ? publishCases : []) {
-    log(`publish ${target} ${transport} ${runtime}`);
-    const runs = await withServer(target, runtime, (s) =>
-      repeat(cfg.reps, () =>
-        publishThroughput(s, transport, { window: 32, durationMs: cfg.durationMs, warmupMs: cfg.warmupMs }),
-      ),
-    );
-    const name = target === "relay" ? "relay" : transport === "http" ? "floor-http" : "floor-sql";
-    results.publish[`${name}/${transport}/${runtime}`] = summarizeRuns(runs);
+  // bare Worker (HTTP) as floors. In turns, like the fan-out.
+  if (want("publish")) {
+    const servers = { floor: await startServer("floor", runtime), relay: await startServer("relay", runtime) };
+    try {
+      const runs: Record<string, PublishResult[]> = {};
+      for (let i = 0; i < cfg.reps; i++) {
+        for (const [target, transport] of publishCases) {
+          const name = target === "relay" ? "relay" : transport === "http" ? "floor-http" : "floor-sql";
+          log(`publish ${name} ${transport} ${runtime}, run ${i + 1}/${cfg.reps}`);
+          const r = await publishThroughput(servers[target], transport, {
+            window: 32,
+            durationMs: cfg.durationMs,
+            warmupMs: cfg.warmupMs,
+          });
+          const key = `${name}/${transport}/${runtime}`;
+          runs[key] = [...(runs[key] ?? []), r];
+        }
+      }
+      for (const [key, r] of Object.entries(runs)) results.publish[key] = summarizeRuns(r);
+    } finally {
+      await servers.floor.stop();
+      await servers.relay.stop();
+    }
   }
 
   // 4. Resume: deliver the missed events to a client resuming from 0.

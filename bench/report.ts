@@ -45,6 +45,8 @@ export function markdown(r: BenchResults): string {
   for (const rt of RUNTIMES) {
     const relay = r.fanout[`relay/${rt}`];
     const floor = r.fanout[`floor/${rt}`];
+    const sized = r.fanout[`floor-sized/${rt}`];
+    const sqlFan = r.fanout[`floor-sql/${rt}`];
     const mix = r.mixed[rt];
     const pub = (k: string) => r.publish[k]?.acksPerSec;
     const floorSql = pub(`floor-sql/websocket/${rt}`);
@@ -55,6 +57,8 @@ export function markdown(r: BenchResults): string {
       `| fan-out, WebSocket | deliveries/s | ${fmt(relay?.deliveriesPerSec)} | ${fmt(floor?.deliveriesPerSec)} | ${check(ratio(relay?.deliveriesPerSec, floor?.deliveriesPerSec), (x) => x >= 0.8, "≥ 0.8")} |`,
       `| fan-out, WebSocket | p50 / p99 ms | ${fmt(relay?.p50Ms)} / ${fmt(relay?.p99Ms)} | ${fmt(floor?.p50Ms)} / ${fmt(floor?.p99Ms)} | ${check(ratio(relay?.p99Ms, floor?.p99Ms), (x) => x <= 1.25, "p99 ≤ 1.25")} |`,
       `| fan-out, WebSocket | server CPU µs per delivery | ${fmt(relay?.serverCpuPerDeliveryUs)} | ${fmt(floor?.serverCpuPerDeliveryUs)} | ${num(ratio(relay?.serverCpuPerDeliveryUs, floor?.serverCpuPerDeliveryUs))}× |`,
+      `| fan-out, WebSocket, floor fed ${r.config.relayEventBytes}-byte frames (the relay's event size) | deliveries/s; server CPU µs per delivery | ${fmt(relay?.deliveriesPerSec)}; ${fmt(relay?.serverCpuPerDeliveryUs)} | ${fmt(sized?.deliveriesPerSec)}; ${fmt(sized?.serverCpuPerDeliveryUs)} | ${num(ratio(relay?.deliveriesPerSec, sized?.deliveriesPerSec))}× |`,
+      `| fan-out, WebSocket, floor with one SQLite insert per message | deliveries/s; server CPU µs per delivery | ${fmt(relay?.deliveriesPerSec)}; ${fmt(relay?.serverCpuPerDeliveryUs)} | ${fmt(sqlFan?.deliveriesPerSec)}; ${fmt(sqlFan?.serverCpuPerDeliveryUs)} | ${num(ratio(relay?.deliveriesPerSec, sqlFan?.deliveriesPerSec))}× |`,
       `| fan-out, WebSocket | lost / duplicated | ${fmt(relay?.lost)} / ${fmt(relay?.duplicated)} | ${fmt(floor?.lost)} / ${fmt(floor?.duplicated)} | must be 0 |`,
       `| durable publish, WebSocket | acks/s | ${fmt(pub(`relay/websocket/${rt}`))} | ${fmt(floorSql)} (SQLite floor) | ${check(ratio(pub(`relay/websocket/${rt}`), floorSql), (x) => x >= 0.8, "≥ 0.8")} |`,
       `| durable publish, HTTP POST | acks/s | ${fmt(pub(`relay/http/${rt}`))} | ${fmt(floorHttp)} (a Worker's bare answer) | ${num(ratio(pub(`relay/http/${rt}`), floorHttp))}× |`,

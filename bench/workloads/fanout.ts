@@ -21,6 +21,10 @@ export interface FanoutOptions {
   window: number;
   durationMs: number;
   warmupMs: number;
+  /** Bytes of each published text (100; a floor run can use the size of the relay's event frame). */
+  messageBytes?: number;
+  /** Which floor, when the server is the floor worker. */
+  floorKind?: "floor" | "floor-sql";
 }
 
 export interface FanoutResult extends Record<string, number> {
@@ -62,7 +66,7 @@ export async function fanout(
     while (publisher && inflight < o.window && sent < maxMessages) {
       remaining[sent] = o.subscribers;
       sentAt[sent] = performance.now();
-      publisher.send(messageText(sent));
+      publisher.send(messageText(sent, o.messageBytes));
       sent++;
       inflight++;
     }
@@ -94,7 +98,9 @@ export async function fanout(
     const n = per(t);
     if (t === "websocket") {
       const onDelivery = deliver("websocket");
-      const ws = await openSockets(roomWsUrl(server, room), n, undefined, (d) => scan(d, onDelivery, true));
+      const ws = await openSockets(roomWsUrl(server, room, o.floorKind), n, undefined, (d) =>
+        scan(d, onDelivery, true),
+      );
       sockets.push(...ws);
     } else {
       const onDelivery = deliver(t);
@@ -118,7 +124,7 @@ export async function fanout(
     }
   }
   await sleep(500); // let every subscription reach the room
-  [publisher] = await openSockets(roomWsUrl(server, room), 1);
+  [publisher] = await openSockets(roomWsUrl(server, room, o.floorKind), 1);
 
   publish();
   await sleep(o.warmupMs);
