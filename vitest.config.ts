@@ -11,9 +11,11 @@ export default defineConfig({
           cloudflareTest({
             main: "./src/index.ts",
             wrangler: { configPath: "./wrangler.toml" },
-            // A short heartbeat so a test can see one, and one allowed origin for the CORS tests;
-            // every other setting as in wrangler.toml.
-            miniflare: { bindings: { HEARTBEAT_SECONDS: "1", ALLOWED_ORIGINS: "https://app.example" } },
+            // A short heartbeat so a test can see one, one allowed origin for the CORS tests, and a
+            // small replay limit so a resume in parts is easy to reach; the rest as in wrangler.toml.
+            miniflare: {
+              bindings: { HEARTBEAT_SECONDS: "1", ALLOWED_ORIGINS: "https://app.example", REPLAY_MAX_BYTES: "2048" },
+            },
           }),
         ],
         test: { name: "worker", include: ["test/worker/**/*.test.ts"] },

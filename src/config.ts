@@ -7,6 +7,7 @@ export interface Env {
   HISTORY_MAX_COUNT?: string;
   HISTORY_MAX_AGE_SECONDS?: string;
   HISTORY_PAGE_LIMIT?: string;
+  REPLAY_MAX_BYTES?: string;
   HEARTBEAT_SECONDS?: string;
   STREAM_MAX_QUEUED_EVENTS?: string;
   ALLOWED_ORIGINS?: string;
@@ -26,6 +27,8 @@ export interface Limits {
   /** 0 = no age limit. */
   historyMaxAgeMs: number;
   historyPageLimit: number;
+  /** Bytes a resume replays at once before asking the client to resume from where it got to. */
+  replayMaxBytes: number;
   heartbeatMs: number;
   streamMaxQueuedEvents: number;
   /** Exact origins allowed by CORS; ["*"] only when configured so. */
@@ -60,6 +63,7 @@ export function readLimits(env: Env): Limits {
     historyMaxCount: int(env.HISTORY_MAX_COUNT, 10000, 1),
     historyMaxAgeMs: int(env.HISTORY_MAX_AGE_SECONDS, 604800) * 1000,
     historyPageLimit: int(env.HISTORY_PAGE_LIMIT, 1000, 1),
+    replayMaxBytes: int(env.REPLAY_MAX_BYTES, 8 * 1024 * 1024, 1),
     heartbeatMs: int(env.HEARTBEAT_SECONDS, 15, 1) * 1000,
     streamMaxQueuedEvents: int(env.STREAM_MAX_QUEUED_EVENTS, 4096, 1),
     allowedOrigins: (env.ALLOWED_ORIGINS ?? "")

@@ -5,6 +5,12 @@
  */
 import type { ErrorCode } from "../errors";
 
+/**
+ * 4002: a resume's replay reached REPLAY_MAX_BYTES. Not an error: reconnect at once, resuming from
+ * the last offset received, to get the next part.
+ */
+export const REPLAY_CONTINUE = 4002;
+
 /** The close code for an error that ends a connection. */
 export const CLOSE_CODE: Record<ErrorCode, number> = {
   /** 1009 Message Too Big (RFC 6455): the frame was not published. Reconnect with smaller frames. */

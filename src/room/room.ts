@@ -9,7 +9,7 @@
 import { DurableObject } from "cloudflare:workers";
 import { type Env, type Limits, readLimits } from "../config";
 import { type ErrorData, HTTP_STATUS, RelayError, type Result } from "../errors";
-import { closeCode, closeSocket } from "../protocol/close-codes";
+import { closeCode, closeSocket, REPLAY_CONTINUE } from "../protocol/close-codes";
 import { type EventData, eventJson } from "../protocol/events";
 import {
   decodePublish,
@@ -78,7 +78,7 @@ export class Room extends DurableObject<Env> {
   }
 
   /**
-   * Subscribes a WebSocket: `/connect?room=&transport=&user=&since=&epoch=`, built by the Worker
+   * Subscribes a WebSocket: `/subscribe?room=&transport=&user=&since=&epoch=`, built by the Worker
    * (clients never reach this URL directly). The mode comes from `Sec-WebSocket-Protocol`.
    */
   override async fetch(request: Request): Promise<Response> {
@@ -108,22 +108,40 @@ export class Room extends DurableObject<Env> {
       return new Response(null, { status: 101, webSocket: client, headers });
     }
 
-    this.ctx.acceptWebSocket(server, [att.mode]);
-    this.#subscribers.attach(server, att);
     // Synchronous from here to the return: no publish can interleave, so the replay and the live
     // stream meet without a gap or a duplicate.
     const now = Date.now();
     const plan = planResume(this.#log, now, sinceParam === null ? undefined : Number(sinceParam), q.get("epoch"));
     const base = { room: att.room, epoch: this.#log.epoch, id: "", user: "", timeMs: now, text: "" };
     const range = { firstSeq: plan.firstSeq, lastSeq: this.#log.lastSeq };
-    this.#send(server, encodeEvent(att.mode, { ...base, ...range, seq: 0, kind: "subscribed" }));
-    if (plan.gap) {
-      this.#send(server, encodeEvent(att.mode, { ...base, ...range, seq: 0, kind: "gap", ...plan.gap }));
-    }
+    const frames: Frame[] = [encodeEvent(att.mode, { ...base, ...range, seq: 0, kind: "subscribed" })];
+    if (plan.gap) frames.push(encodeEvent(att.mode, { ...base, ...range, seq: 0, kind: "gap", ...plan.gap }));
+    // A replay is sent at once, so it is bounded in bytes: past REPLAY_MAX_BYTES the client gets
+    // what fits, then close REPLAY_CONTINUE, and resumes from the last offset it got (SSE and
+    // Connect clients do so by themselves). The room never buffers a whole large log.
+    let bytes = 0;
+    let paused = false;
     if (plan.replayFrom !== undefined) {
       for (const e of this.#log.iterate(plan.replayFrom - 1, now)) {
-        this.#send(server, encodeEvent(att.mode, this.#event(att.room, e)));
+        if (bytes >= this.#limits.replayMaxBytes) {
+          paused = true;
+          break;
+        }
+        const frame = encodeEvent(att.mode, this.#event(att.room, e));
+        bytes += typeof frame === "string" ? frame.length : frame.byteLength;
+        frames.push(frame);
       }
+    }
+    if (paused) {
+      // Not a subscriber: a plain (not hibernatable) socket that gets its part and is closed. A
+      // hibernatable socket closed by the room lingers ~10 s before the client sees the close.
+      server.accept();
+      for (const f of frames) this.#send(server, f);
+      closeSocket(server, REPLAY_CONTINUE, `replay paused after ${bytes} bytes: resume from the last seq`);
+    } else {
+      this.ctx.acceptWebSocket(server, [att.mode]);
+      this.#subscribers.attach(server, att);
+      for (const f of frames) this.#send(server, f);
     }
     return new Response(null, { status: 101, webSocket: client, headers });
   }

@@ -102,7 +102,7 @@ export class WsClient {
   }
 
   /** Opens `url` (ws://...) with an optional subprotocol; resolves once open. */
-  static async open(url: string, protocol?: string, timeoutMs = 5000): Promise<WsClient> {
+  static async open(url: string, protocol?: string, timeoutMs = 10_000): Promise<WsClient> {
     const ws = protocol ? new WebSocket(url, protocol) : new WebSocket(url);
     const client = new WsClient(ws, url);
     await new Promise<void>((done, fail) => {

@@ -69,6 +69,28 @@ async function fill(baseUrl: string, room: string, n: number): Promise<ChatEvent
 
 describe("resume on the shared dev server", () => {
   const baseUrl = inject("baseUrl");
+
+  it("resumes a log longer than REPLAY_MAX_BYTES in parts: EventSource reconnects by itself, nothing lost or repeated", async () => {
+    const room = uniqueRoom("parts");
+    const n = 120; // about 30 KiB of events: two pauses at the suite's 16 KiB
+    await Promise.all(
+      Array.from({ length: 6 }, async (_, w) => {
+        for (let i = w; i < n; i += 6)
+          expect((await publishJson(baseUrl, room, { text: `part ${"x".repeat(100)}` })).status).toBe(201);
+      }),
+    );
+    const sub = sseSub(sse(room, "?since=0"));
+    const events = await waitSeqs(sub, n, 15_000);
+    expect(seqs(events)).toEqual(Array.from({ length: n }, (_, i) => i + 1));
+    // It took more than one connection: the room paused the replay and the client resumed.
+    expect(sub.client.opens).toBeGreaterThan(1);
+    // A WebSocket client sees the pause as close 4002 after a prefix of the log.
+    const ws1 = await wsSub(wsUrl(baseUrl, `/rooms/${room}/ws?since=0`));
+    const closed = await ws1.client.waitClosed(5000);
+    expect(closed.code).toBe(4002);
+    const got = seqs(ws1.events());
+    expect(got).toEqual(Array.from({ length: got.length }, (_, i) => i + 1));
+  });
   const sse = (room: string, q: string) => `${baseUrl}/rooms/${room}/sse${q}`;
   const ws = (room: string, q: string) => wsUrl(baseUrl, `/rooms/${room}/ws${q}`);
 

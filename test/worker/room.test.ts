@@ -215,6 +215,28 @@ describe("a freshly constructed room (what hibernation leaves) handles everythin
     expect((await plain.closed).code).toBe(1000);
   });
 
+  it("pauses a replay at REPLAY_MAX_BYTES with close 4002; resuming from the last seq gets the rest once", async () => {
+    const stub = env.ROOM.getByName("parts");
+    for (let i = 1; i <= 25; i++) await stub.publish("parts", { text: `p${i}` });
+    const texts: string[] = [];
+    let since = 0;
+    let closes = 0;
+    while (texts.length < 25 && closes < 10) {
+      const s = await connect("parts", undefined, `?since=${since}`);
+      const closed = await Promise.race([s.closed, new Promise<null>((r) => setTimeout(() => r(null), 500))]);
+      const events = s.json().filter((e) => e.kind === "message");
+      texts.push(...events.map((e) => e.text));
+      since = Number(events.at(-1)?.seq ?? since);
+      if (closed) {
+        expect(closed.code).toBe(4002);
+        closes++;
+      }
+      s.ws.close();
+    }
+    expect(texts).toEqual(Array.from({ length: 25 }, (_, i) => `p${i + 1}`));
+    expect(closes).toBeGreaterThanOrEqual(1);
+  });
+
   it("refuses connections past MAX_CONNECTIONS_PER_ROOM: close 4000 for WebSockets, 503 for bridges", async () => {
     await connect("full");
     await runInDurableObject(env.ROOM.getByName("full"), async (_old, state) => {

@@ -82,6 +82,26 @@ describe("SSE adapter", () => {
     ]);
   });
 
+  it("replays a long resume in parts: the stream ends at REPLAY_MAX_BYTES and Last-Event-ID goes on", async () => {
+    const room = env.ROOM.getByName("sse-parts");
+    for (let i = 1; i <= 30; i++) await room.publish("sse-parts", { text: `part ${i}` });
+    const seen: string[] = [];
+    let lastId = "0";
+    let connections = 0;
+    while (seen.length < 30 && connections < 10) {
+      connections++;
+      const res = await SELF.fetch("https://relay.test/rooms/sse-parts/sse", { headers: { "Last-Event-ID": lastId } });
+      // The room closes the bridge after about 2 KiB (REPLAY_MAX_BYTES in vitest.config.ts): the stream ends.
+      const events = parse(await readUntil(res, (t) => t.includes('"part 30"')));
+      for (const e of events.filter((x) => x.event === "message")) {
+        seen.push(JSON.parse(e.data as string).text);
+        lastId = e.id as string;
+      }
+    }
+    expect(seen).toEqual(Array.from({ length: 30 }, (_, i) => `part ${i + 1}`));
+    expect(connections).toBeGreaterThan(2);
+  });
+
   it("writes heartbeat comments while idle", async () => {
     const res = await SELF.fetch("https://relay.test/rooms/sse-idle/sse");
     const text = await readUntil(res, (t) => t.includes(": heartbeat\n\n"), 4000);

@@ -8,7 +8,7 @@
 import { fromBinary } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { type ServerFrame, ServerFrameSchema } from "../../gen/relay/v1/relay_pb";
-import { CLOSE_CODE } from "../../protocol/close-codes";
+import { CLOSE_CODE, REPLAY_CONTINUE } from "../../protocol/close-codes";
 
 export interface RoomStreamOptions {
   signal: AbortSignal;
@@ -22,6 +22,7 @@ function closeError(code: number, reason: string): ConnectError | undefined {
   if (code === 1009) return new ConnectError(reason || "message too large", Code.ResourceExhausted);
   if (code === 1008) return new ConnectError(reason || "not allowed", Code.PermissionDenied);
   if (code === CLOSE_CODE.room_full) return new ConnectError(reason || "room full", Code.ResourceExhausted);
+  if (code === REPLAY_CONTINUE) return new ConnectError(reason, Code.Unavailable); // resubscribe from the last seq
   // Shutdown or failure of the room: resubscribe from the last seq.
   return new ConnectError(`room closed the stream (${code} ${reason})`, Code.Unavailable);
 }
