@@ -84,6 +84,7 @@ const publishCases: [Target, PublishTransport][] = [
   ["floor", "websocket"],
   ["floor", "http"],
   ["relay", "websocket"],
+  ["relay", "websocket-plain"],
   ["relay", "http"],
   ["relay", "connect"],
 ];

@@ -61,6 +61,7 @@ export function markdown(r: BenchResults): string {
       `| fan-out, WebSocket, floor with one SQLite insert per message | deliveries/s; server CPU µs per delivery | ${fmt(relay?.deliveriesPerSec)}; ${fmt(relay?.serverCpuPerDeliveryUs)} | ${fmt(sqlFan?.deliveriesPerSec)}; ${fmt(sqlFan?.serverCpuPerDeliveryUs)} | ${num(ratio(relay?.deliveriesPerSec, sqlFan?.deliveriesPerSec))}× |`,
       `| fan-out, WebSocket | lost / duplicated | ${fmt(relay?.lost)} / ${fmt(relay?.duplicated)} | ${fmt(floor?.lost)} / ${fmt(floor?.duplicated)} | must be 0 |`,
       `| durable publish, WebSocket | acks/s | ${fmt(pub(`relay/websocket/${rt}`))} | ${fmt(floorSql)} (SQLite floor) | ${check(ratio(pub(`relay/websocket/${rt}`), floorSql), (x) => x >= 0.8, "≥ 0.8")} |`,
+      `| durable publish, WebSocket plain mode (the echo is the answer: one frame, like the floor) | acks/s | ${fmt(pub(`relay/websocket-plain/${rt}`))} | ${fmt(floorSql)} (SQLite floor) | ${num(ratio(pub(`relay/websocket-plain/${rt}`), floorSql))}× |`,
       `| durable publish, HTTP POST | acks/s | ${fmt(pub(`relay/http/${rt}`))} | ${fmt(floorHttp)} (a Worker's bare answer) | ${num(ratio(pub(`relay/http/${rt}`), floorHttp))}× |`,
       `| durable publish, Connect | acks/s | ${fmt(pub(`relay/connect/${rt}`))} | ${fmt(floorHttp)} (a Worker's bare answer) | ${num(ratio(pub(`relay/connect/${rt}`), floorHttp))}× |`,
     );

@@ -9,7 +9,8 @@ import { messageText, openSockets } from "../lib/clients";
 import { loadCpuSeconds, serverCpuSeconds } from "../lib/procs";
 import { type BenchServer, roomWsUrl } from "../lib/servers";
 
-export type PublishTransport = "websocket" | "http" | "connect";
+/** `websocket-plain`: the relay's plain mode, where the echo of the stored event is the only answer. */
+export type PublishTransport = "websocket" | "websocket-plain" | "http" | "connect";
 
 export interface PublishResult extends Record<string, number> {
   acksPerSec: number;
@@ -30,8 +31,8 @@ export async function publishThroughput(
   let running = true;
   let n = 0;
   let stop = async () => {};
-  if (transport === "websocket") {
-    const json = server.target === "relay";
+  if (transport === "websocket" || transport === "websocket-plain") {
+    const json = server.target === "relay" && transport === "websocket";
     const [ws] = await openSockets(roomWsUrl(server, room, "floor-sql"), 1, json ? "relay.v1.json" : undefined);
     let inflight = 0;
     const send = () => {
@@ -42,7 +43,8 @@ export async function publishThroughput(
       }
     };
     ws.on("message", (d: Buffer) => {
-      // The relay sends an event and an ack per publish; count the acks. The floor's echo is its ack.
+      // In json mode the relay sends an event and an ack per publish: count the acks. The floor's
+      // echo is its ack, and so is the relay's in plain mode (sent once the event is stored).
       if (json && d.indexOf('{"ack"') !== 0) return;
       acked++;
       inflight--;
