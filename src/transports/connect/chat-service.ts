@@ -19,6 +19,7 @@ import {
   PublishResponseSchema,
 } from "../../gen/relay/v1/relay_pb";
 import { toChatEvent } from "../../protocol/events";
+import { utf8Length } from "../../room/publish";
 import { isRoomName } from "../../room-name";
 import { openRoomSocket, roomStub } from "../../worker/room-client";
 import { toConnectError } from "./errors";
@@ -60,10 +61,10 @@ const heartbeat = (room: string): ChatEvent =>
   create(ChatEventSchema, { room, kind: "heartbeat", timeMs: BigInt(Date.now()) });
 
 /** Events of a bridge socket as ChatEvents: heartbeats when idle; Chat's refusals as "error" events. */
-async function* roomEvents(ws: WebSocket, room: string, ctx: HandlerContext, env: Env): AsyncGenerator<ChatEvent> {
+async function* roomEvents(ws: WebSocket, room: string, signal: AbortSignal, env: Env): AsyncGenerator<ChatEvent> {
   const limits = readLimits(env);
   const frames = roomFrames(ws, {
-    signal: ctx.signal,
+    signal,
     maxQueued: limits.streamMaxQueuedEvents,
     heartbeatMs: limits.heartbeatMs,
   });
@@ -101,7 +102,7 @@ export const chatService: ServiceImpl<typeof ChatService> = {
     ).catch((e) => {
       throw toConnectError(e);
     });
-    yield* roomEvents(ws, room, ctx, env);
+    yield* roomEvents(ws, room, ctx.signal, env);
   },
 
   async publish(req, ctx) {
@@ -137,7 +138,8 @@ export const chatService: ServiceImpl<typeof ChatService> = {
   /**
    * Two-way chat. The first message names the room (its text may be empty: a join); each message
    * with text is published through the same bridge socket, so it is rate-limited and ordered like a
-   * WebSocket client's. The stream ends when the client ends its side.
+   * WebSocket client's. The stream ends when the client ends its side; the last events the room
+   * sent before that may not be delivered.
    */
   async *chat(requests: AsyncIterable<ChatMessage>, ctx) {
     const { env, fullDuplex } = callEnv(ctx);
@@ -155,28 +157,32 @@ export const chatService: ServiceImpl<typeof ChatService> = {
     const ws = await openRoomSocket(env, room, { transport: "connect", user }, "relay.v1.proto").catch((e) => {
       throw toConnectError(e);
     });
+    const { maxMessageBytes } = readLimits(env);
     const send = (m: ChatMessage) => {
       if (m.room && m.room !== room) throw new ConnectError("one Chat stream is one room", Code.InvalidArgument);
       if (m.message === "") return;
+      // Ends the call here, as a WebSocket is closed with 1009, rather than through the room's close
+      // of the bridge socket, which reaches this side late (or, seen under wrangler dev, not at all).
+      if (utf8Length(m.message) > maxMessageBytes) {
+        throw new ConnectError(`message larger than ${maxMessageBytes} bytes`, Code.ResourceExhausted);
+      }
       const frame = create(ClientFrameSchema, {
         frame: { case: "publish", value: { text: m.message, id: m.id, user: m.user } },
       });
       ws.send(toBinary(ClientFrameSchema, frame));
     };
-    // Read the client's messages while events stream out; its half-close ends the call.
+    // Read the client's messages while events stream out. The end of the client's side (or a
+    // message refused here) ends the event stream at once: it does not wait for the bridge socket's
+    // close to come back from the room.
+    const done = new AbortController();
+    ctx.signal.addEventListener("abort", () => done.abort());
     const pump = (async () => {
       send(first.value);
       for (let r = await it.next(); !r.done; r = await it.next()) send(r.value);
     })();
-    const stopped = pump.then(
-      () => ws.close(1000, "client finished"),
-      (e) => {
-        ws.close(1000, "client failed");
-        throw e;
-      },
-    );
+    const stopped = pump.finally(() => done.abort());
     stopped.catch(() => {});
-    yield* roomEvents(ws, room, ctx, env);
+    yield* roomEvents(ws, room, done.signal, env);
     await stopped;
   },
 };
