@@ -22,3 +22,19 @@ it("answers /rooms/:room/stats with the log range, connections per transport and
   expect(body.objectStartedAtMs).toBeTypeOf("number");
   ws.webSocket?.close();
 });
+
+it("lets browsers open a WebSocket only from the relay's own origin or ALLOWED_ORIGINS", async () => {
+  const open = (origin?: string) =>
+    SELF.fetch("https://relay.test/rooms/origins/ws", {
+      headers: origin ? { Upgrade: "websocket", Origin: origin } : { Upgrade: "websocket" },
+    });
+  const refused = await open("https://evil.example");
+  expect(refused.status).toBe(403);
+  expect(await refused.json()).toMatchObject({ error: { code: "permission_denied" } });
+  for (const origin of [undefined, "https://relay.test", "https://app.example"]) {
+    const res = await open(origin);
+    expect(res.status, String(origin)).toBe(101);
+    res.webSocket?.accept();
+    res.webSocket?.close();
+  }
+});
