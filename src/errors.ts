@@ -57,3 +57,9 @@ export interface ErrorData {
 
 /** The result of a room operation across RPC: errors are values, not exceptions (RPC drops their fields). */
 export type Result<T> = { ok: true; value: T } | { ok: false; error: ErrorData };
+
+/** The value of a room's result, or its error thrown as a RelayError. */
+export function unwrap<T>(r: Result<T>): T {
+  if (!r.ok) throw new RelayError(r.error.code, r.error.message);
+  return r.value;
+}

@@ -102,13 +102,6 @@ export class RoomLog {
     return row?.seq ?? this.#lastSeq + 1;
   }
 
-  /** The stored event with this idempotency key, if it is still retained. */
-  findById(id: string, nowMs: number): StoredEvent | undefined {
-    const row = this.#byId(id);
-    if (!row || row.seq < this.firstAvailable(nowMs)) return undefined;
-    return toEvent(row);
-  }
-
   /**
    * Appends one event with the next offset. With an `id` seen before, returns the original event
    * instead (`duplicate: true`) and writes nothing.

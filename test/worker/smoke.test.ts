@@ -1,4 +1,4 @@
-import { SELF } from "cloudflare:test";
+import { env, SELF } from "cloudflare:test";
 import { expect, it } from "vitest";
 
 it("answers /healthz", async () => {
@@ -7,7 +7,6 @@ it("answers /healthz", async () => {
 });
 
 it("answers /rooms/:room/stats with the log range, connections per transport and the object's start", async () => {
-  const { env } = await import("cloudflare:test");
   await env.ROOM.getByName("stats").publish("stats", { text: "one" });
   const ws = await SELF.fetch("https://relay.test/rooms/stats/ws", { headers: { Upgrade: "websocket" } });
   ws.webSocket?.accept();

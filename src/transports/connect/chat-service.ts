@@ -7,7 +7,7 @@ import { create, toBinary } from "@bufbuild/protobuf";
 import { Code, ConnectError, createContextKey, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
 import type { Env } from "../../config";
 import { readLimits } from "../../config";
-import { RelayError, type Result } from "../../errors";
+import { type Result, unwrap } from "../../errors";
 import {
   type ChatEvent,
   ChatEventSchema,
@@ -47,9 +47,13 @@ function checkRoom(room: string): string {
   return room;
 }
 
-function unwrap<T>(r: Result<T>): T {
-  if (!r.ok) throw toConnectError(new RelayError(r.error.code, r.error.message));
-  return r.value;
+/** {@link unwrap}, with the room's error in Connect terms. */
+function unwrapForConnect<T>(r: Result<T>): T {
+  try {
+    return unwrap(r);
+  } catch (e) {
+    throw toConnectError(e);
+  }
 }
 
 function offset(n: bigint, name: string): number {
@@ -108,14 +112,14 @@ export const chatService: ServiceImpl<typeof ChatService> = {
   async publish(req, ctx) {
     const { env } = callEnv(ctx);
     const room = checkRoom(req.room);
-    const r = unwrap(await roomStub(env, room).publish(room, { text: req.text, id: req.id, user: req.user }));
+    const r = unwrapForConnect(await roomStub(env, room).publish(room, { text: req.text, id: req.id, user: req.user }));
     return create(PublishResponseSchema, { event: toChatEvent(r.event), duplicate: r.duplicate });
   },
 
   async history(req, ctx) {
     const { env } = callEnv(ctx);
     const room = checkRoom(req.room);
-    const page = unwrap(await roomStub(env, room).history(room, offset(req.since, "since"), req.limit));
+    const page = unwrapForConnect(await roomStub(env, room).history(room, offset(req.since, "since"), req.limit));
     return create(HistoryResponseSchema, {
       events: page.events.map(toChatEvent),
       epoch: page.epoch,

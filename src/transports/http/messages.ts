@@ -9,7 +9,7 @@
  */
 import type { Context } from "hono";
 import { type Env, readLimits } from "../../config";
-import { RelayError, type Result } from "../../errors";
+import { RelayError, unwrap } from "../../errors";
 import { eventJson } from "../../protocol/events";
 import type { PublishInput } from "../../room/publish";
 import { readBodyBytes } from "../../worker/body";
@@ -17,11 +17,6 @@ import { parseOffset, parseUser } from "../../worker/params";
 import { roomStub } from "../../worker/room-client";
 
 type Ctx = Context<{ Bindings: Env }>;
-
-function unwrap<T>(r: Result<T>): T {
-  if (!r.ok) throw new RelayError(r.error.code, r.error.message);
-  return r.value;
-}
 
 function parsePublishBody(contentType: string, body: string, c: Ctx): PublishInput {
   if (contentType.startsWith("text/plain")) {
