@@ -104,7 +104,16 @@ for (const runtime of runtimes) {
           const messageBytes = name === "floor-sized" ? cfg.relayEventBytes : 100;
           const floorKind = name === "floor-sql" ? "floor-sql" : "floor";
           runs[name].push(
-            (await fanout(s, { ...cfg, transports: ["websocket"], window: 10, messageBytes, floorKind })).result,
+            (
+              await fanout(s, {
+                ...cfg,
+                transports: ["websocket"],
+                window: 10,
+                messageBytes,
+                floorKind,
+                protocol: name === "relay" ? "relay.v1.json" : undefined,
+              })
+            ).result,
           );
         }
       }

@@ -25,6 +25,8 @@ export interface FanoutOptions {
   messageBytes?: number;
   /** Which floor, when the server is the floor worker. */
   floorKind?: "floor" | "floor-sql";
+  /** The relay's WebSocket subprotocol for subscribers: `relay.v1.json` (what clients use) or plain (none). */
+  protocol?: string;
 }
 
 export interface FanoutResult extends Record<string, number> {
@@ -39,6 +41,8 @@ export interface FanoutResult extends Record<string, number> {
   /** Server and load generator CPU, in cores busy over the measured window. */
   serverCores: number;
   loadCores: number;
+  /** Events per fan-out (the relay's mean batch over the whole run; 1 on a floor). */
+  eventsPerFlush: number;
 }
 
 /** Per-transport figures of a mixed run. */
@@ -98,7 +102,7 @@ export async function fanout(
     const n = per(t);
     if (t === "websocket") {
       const onDelivery = deliver("websocket");
-      const ws = await openSockets(roomWsUrl(server, room, o.floorKind), n, undefined, (d) =>
+      const ws = await openSockets(roomWsUrl(server, room, o.floorKind), n, o.protocol, (d) =>
         scan(d, onDelivery, true),
       );
       sockets.push(...ws);
@@ -143,6 +147,14 @@ export async function fanout(
   const drainUntil = Date.now() + 10_000;
   while (inflight > 0 && Date.now() < drainUntil) await sleep(20);
 
+  let eventsPerFlush = 1;
+  if (server.target === "relay") {
+    const stats = (await (await fetch(`${server.baseUrl}/rooms/${room}/stats`)).json()) as {
+      flushes: number;
+      flushedEvents: number;
+    };
+    eventsPerFlush = stats.flushedEvents / Math.max(1, stats.flushes);
+  }
   let lost = 0;
   for (let i = 0; i < stopAt; i++) lost += Math.max(0, remaining[i]);
   for (const s of [...sockets, last]) s.terminate();
@@ -170,6 +182,7 @@ export async function fanout(
       loadCpuPerDeliveryUs: ((cpu1.load - cpu0.load) / deliveries) * 1e6,
       serverCores: (cpu1.server - cpu0.server) / elapsed,
       loadCores: (cpu1.load - cpu0.load) / elapsed,
+      eventsPerFlush,
     },
     perTransport,
   };

@@ -45,6 +45,28 @@ export function encodeEvent(mode: Mode, e: EventData, json = eventJson(e)): Fram
   }
 }
 
+/**
+ * Events of one flush, encoded for a mode: one frame carrying them all in json and proto modes
+ * (`ServerFrame.batch`, or `event` when there is only one), one frame per event in plain mode
+ * (whose clients read each frame as one event). `jsons[i]` is `eventJson(events[i])`.
+ */
+export function encodeEvents(mode: Mode, events: readonly EventData[], jsons: readonly string[]): Frame[] {
+  if (events.length === 1) return [encodeEvent(mode, events[0], jsons[0])];
+  switch (mode) {
+    case "plain":
+      return [...jsons];
+    case "json":
+      return [`{"batch":{"events":[${jsons.join(",")}]}}`];
+    case "proto":
+      return [
+        toBinary(
+          ServerFrameSchema,
+          create(ServerFrameSchema, { frame: { case: "batch", value: { events: events.map(toChatEvent) } } }),
+        ),
+      ];
+  }
+}
+
 /** A publish acknowledgement (json and proto modes; plain mode has none). */
 export function encodeAck(mode: Mode, e: EventData, duplicate: boolean): Frame | undefined {
   if (mode === "plain") return undefined;

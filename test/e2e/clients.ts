@@ -82,8 +82,13 @@ export async function waitForAsync<T>(
 /** A WebSocket that records every frame it receives and how it was closed. */
 export class WsClient {
   readonly ws: WebSocket;
-  /** Text frames, parsed as JSON. */
+  /**
+   * Text frames, parsed as JSON, in order; a batch (`{"batch":{"events":[...]}}`, events published
+   * together) is recorded as one `{"event":...}` frame per event.
+   */
   readonly frames: unknown[] = [];
+  /** How many batch frames arrived. */
+  batches = 0;
   closed?: { code: number; reason: string };
   readonly #url: string;
 
@@ -91,7 +96,12 @@ export class WsClient {
     this.ws = ws;
     this.#url = url;
     ws.on("message", (data, isBinary) => {
-      this.frames.push(isBinary ? { binary: true } : JSON.parse(data.toString()));
+      if (isBinary) return void this.frames.push({ binary: true });
+      const frame = JSON.parse(data.toString()) as { batch?: { events: unknown[] } };
+      if (frame.batch) {
+        this.batches++;
+        for (const event of frame.batch.events) this.frames.push({ event });
+      } else this.frames.push(frame);
     });
     ws.on("close", (code, reason) => {
       this.closed = { code, reason: reason.toString() };

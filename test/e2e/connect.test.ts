@@ -233,6 +233,7 @@ describe("one room, every transport", () => {
     proto.on("message", (d) => {
       const f = fromBinary(ServerFrameSchema, new Uint8Array(d as Buffer)).frame;
       if (f.case === "event" && f.value.kind === "message") protoFrames.push(f.value);
+      if (f.case === "batch") protoFrames.push(...f.value.events.filter((e) => e.kind === "message"));
       if (f.case === "ack") protoAcks++;
     });
     await new Promise((r) => proto.once("open", r));

@@ -1,10 +1,19 @@
 /** Test helpers inside workerd: WebSocket clients of the relay and bounded waits. */
+
 import { SELF } from "cloudflare:test";
+import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
+import { ServerFrameSchema } from "../../src/gen/relay/v1/relay_pb";
 
 /** A client socket that records every frame it receives. */
 export interface TestSocket {
   ws: WebSocket;
+  /**
+   * Frames in order, a batch (`ServerFrame.batch`, events published together) recorded as one
+   * `event` frame per event, so tests read events alike however the room grouped them.
+   */
   frames: (string | ArrayBuffer)[];
+  /** Batch frames received, before they were split into `frames`. */
+  batches: (string | ArrayBuffer)[];
   /** JSON-parsed text frames. */
   // biome-ignore lint/suspicious/noExplicitAny: test frames are checked by assertions
   json(): any[];
@@ -25,18 +34,25 @@ export async function connect(room: string, protocol?: string, query = ""): Prom
 /** Accepts a client socket and records its frames. */
 export function track(ws: WebSocket): TestSocket {
   const frames: (string | ArrayBuffer)[] = [];
+  const batches: (string | ArrayBuffer)[] = [];
   const waiters: (() => void)[] = [];
   // Binary frames as ArrayBuffer, not Blob, so they can be decoded synchronously in order.
   (ws as WebSocket & { binaryType: string }).binaryType = "arraybuffer";
   ws.accept();
   ws.addEventListener("message", (m) => {
-    frames.push(m.data as string | ArrayBuffer);
+    const data = m.data as string | ArrayBuffer;
+    const events = batchEvents(data);
+    if (events) {
+      batches.push(data);
+      frames.push(...events);
+    } else frames.push(data);
     for (const w of waiters.splice(0)) w();
   });
   const closed = new Promise<CloseEvent>((resolve) => ws.addEventListener("close", resolve));
   return {
     ws,
     frames,
+    batches,
     closed,
     json: () => frames.filter((f): f is string => typeof f === "string").map((f) => JSON.parse(f)),
     waitFor: (n, ms = 2000) =>
@@ -51,6 +67,20 @@ export function track(ws: WebSocket): TestSocket {
         check();
       }),
   };
+}
+
+/** The events of a batch frame, each as its own `event` frame in the same mode; undefined for other frames. */
+function batchEvents(data: string | ArrayBuffer): (string | ArrayBuffer)[] | undefined {
+  if (typeof data === "string") {
+    if (!data.startsWith('{"batch":')) return undefined;
+    return (JSON.parse(data).batch.events as unknown[]).map((event) => JSON.stringify({ event }));
+  }
+  const frame = fromBinary(ServerFrameSchema, new Uint8Array(data));
+  if (frame.frame.case !== "batch") return undefined;
+  return frame.frame.value.events.map((value) => {
+    const bytes = toBinary(ServerFrameSchema, create(ServerFrameSchema, { frame: { case: "event", value } }));
+    return bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer;
+  });
 }
 
 /** Resolves after `ms` milliseconds. */

@@ -5,7 +5,7 @@
  * empty for `heartbeatMs`, a `null` is yielded so the caller can write a heartbeat (the Worker
  * notices a vanished client only when it writes, ../shared/TOOLCHAIN.md).
  */
-import { fromBinary } from "@bufbuild/protobuf";
+import { create, fromBinary } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { type ServerFrame, ServerFrameSchema } from "../../gen/relay/v1/relay_pb";
 import { CLOSE_CODE, REPLAY_CONTINUE } from "../../protocol/close-codes";
@@ -42,7 +42,13 @@ export async function* roomFrames(ws: WebSocket, o: RoomStreamOptions): AsyncGen
     if (queue.length >= o.maxQueued) {
       return end(new ConnectError("client too slow: resubscribe from the last seq", Code.ResourceExhausted));
     }
-    queue.push(fromBinary(ServerFrameSchema, new Uint8Array(m.data)));
+    const frame = fromBinary(ServerFrameSchema, new Uint8Array(m.data));
+    // A batch (events published together) is its events, one frame each, in order.
+    if (frame.frame.case === "batch") {
+      for (const value of frame.frame.value.events) {
+        queue.push(create(ServerFrameSchema, { frame: { case: "event", value } }));
+      }
+    } else queue.push(frame);
     wake();
   });
   ws.addEventListener("close", (e) => end(closeError(e.code, e.reason)));

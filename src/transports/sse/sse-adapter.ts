@@ -57,21 +57,29 @@ export async function sseRoute(c: Context<{ Bindings: Env }>): Promise<Response>
     const finished = new Promise<void>((resolve) => {
       finish = resolve;
     });
-    const write = (chunk: string) => {
-      pending++;
+    const write = (chunk: string, events = 1) => {
+      pending += events;
       // A client this far behind is dropped rather than buffered without bound: it reconnects
       // with its Last-Event-ID and catches up from the log.
       if (pending > limits.streamMaxQueuedEvents) return finish();
-      stream.write(chunk).then(() => pending--);
+      stream.write(chunk).then(() => {
+        pending -= events;
+      });
+    };
+    const sseEvent = (e: EventHead, data: string) => {
+      const id = sseId(e, since);
+      return `${id === undefined ? "" : `id: ${id}\n`}event: ${e.kind}\ndata: ${data}\n\n`;
     };
     ws.addEventListener("message", (m) => {
       if (typeof m.data !== "string") return;
-      const frame = JSON.parse(m.data) as { event?: EventHead };
-      if (!frame.event) return;
-      // The room sends `{"event":<ChatEvent JSON>}`: the inner JSON is the data line as is.
-      const data = m.data.slice(9, -1);
-      const id = sseId(frame.event, since);
-      write(`${id === undefined ? "" : `id: ${id}\n`}event: ${frame.event.kind}\ndata: ${data}\n\n`);
+      const frame = JSON.parse(m.data) as { event?: EventHead; batch?: { events: EventHead[] } };
+      // `{"event":<ChatEvent JSON>}`: the inner JSON is the data line as it is.
+      if (frame.event) write(sseEvent(frame.event, m.data.slice(9, -1)));
+      // `{"batch":{"events":[...]}}` (events published together): one chunk for all of them.
+      else if (frame.batch) {
+        const { events } = frame.batch;
+        write(events.map((e) => sseEvent(e, JSON.stringify(e))).join(""), events.length);
+      }
     });
     ws.addEventListener("close", finish);
     ws.addEventListener("error", finish);
