@@ -67,11 +67,23 @@ export function encodeEvents(mode: Mode, events: readonly EventData[], jsons: re
   }
 }
 
-/** A publish acknowledgement (json and proto modes; plain mode has none). */
-export function encodeAck(mode: Mode, e: EventData, duplicate: boolean): Frame | undefined {
-  if (mode === "plain") return undefined;
-  const frame = create(ServerFrameSchema, { frame: { case: "ack", value: { event: toChatEvent(e), duplicate } } });
-  return mode === "json" ? toJsonString(ServerFrameSchema, frame) : toBinary(ServerFrameSchema, frame);
+/**
+ * A publish acknowledgement (json and proto modes; plain mode has none). In json mode it is built
+ * around the event's JSON (`json`, shared with the fan-out): ServerFrame{ack} in the JSON mapping
+ * is exactly this, `duplicate` omitted when false.
+ */
+export function encodeAck(mode: Mode, e: EventData, duplicate: boolean, json = eventJson(e)): Frame | undefined {
+  switch (mode) {
+    case "plain":
+      return undefined;
+    case "json":
+      return `{"ack":{"event":${json}${duplicate ? ',"duplicate":true' : ""}}}`;
+    case "proto":
+      return toBinary(
+        ServerFrameSchema,
+        create(ServerFrameSchema, { frame: { case: "ack", value: { event: toChatEvent(e), duplicate } } }),
+      );
+  }
 }
 
 /** An error frame; `id` names the publish it answers. */

@@ -64,17 +64,26 @@ export interface Member {
 
 const MODES: readonly Mode[] = ["plain", "json", "proto"];
 
+/** At most this many events share one fan-out (Cloudflare suggests 10-100 messages per frame). */
+const MAX_BATCH_EVENTS = 100;
+/** At most about this many UTF-16 units of text share one fan-out (a frame must stay under 1 MiB). */
+const MAX_BATCH_SIZE = 256 * 1024;
+/** What an event adds to its text in a frame: room, offsets, epoch, id, user, time (a rough upper bound). */
+const EVENT_OVERHEAD = 512;
+
 export class Room extends DurableObject<Env> {
   readonly #limits: Limits;
   readonly #log: RoomLog;
   readonly #subscribers = new Subscribers();
   readonly #rate: RateLimiter;
   readonly #startedAtMs = Date.now();
-  /** Events stored but not yet fanned out, and replies that must follow them (see #flush). */
+  /** Events stored but not yet fanned out (see #flush), and their size in UTF-16 units. */
   #pending: EventData[] = [];
-  #pendingReplies: [WebSocket, Frame][] = [];
+  #pendingSize = 0;
   #flushScheduled = false;
   #flushes = 0;
+  /** Each event's JSON, encoded once for its ack and its fan-out. */
+  readonly #json = new WeakMap<EventData, string>();
   #flushedEvents = 0;
 
   constructor(ctx: DurableObjectState, env: Env) {
@@ -228,12 +237,15 @@ export class Room extends DurableObject<Env> {
         throw new RelayError("rate_limited", `more than ${this.#rate.ratePerSecond} publishes per second`);
       }
       const result = this.#publish(att.room, { text: req.text, id: req.id, user: req.user || att.user });
-      const ack = encodeAck(att.mode, result.event, result.duplicate);
-      if (ack !== undefined) this.#reply(ws, ack);
+      const ack =
+        att.mode === "plain"
+          ? undefined
+          : encodeAck(att.mode, result.event, result.duplicate, this.#jsonOf(result.event));
+      if (ack !== undefined) this.#send(ws, ack);
     } catch (e) {
       const err = RelayError.from(e);
       if (err.code === "too_large") closeSocket(ws, closeCode(err.code), err.message);
-      else this.#reply(ws, encodeError(att.mode, errorData(err), id));
+      else this.#send(ws, encodeError(att.mode, errorData(err), id));
     }
   }
 
@@ -252,52 +264,62 @@ export class Room extends DurableObject<Env> {
     const { event, duplicate } = this.#log.append(valid, Date.now());
     const data = this.#event(room, event);
     // A retry is answered with the original event and not fanned out again.
-    if (!duplicate) {
-      this.#pending.push(data);
-      if (!this.#flushScheduled) {
-        this.#flushScheduled = true;
-        setTimeout(() => this.#flush(), 0);
-      }
-    }
+    if (!duplicate) this.#enqueue(data);
     return { event: data, duplicate };
   }
 
   /**
-   * A reply to one socket (an ack or an error). While events wait for their fan-out it waits
-   * behind them, so a publisher still sees its event before the ack, as subscribers see the event.
+   * Queues a stored event for the next fan-out, which runs on the next timer tick: the runtime
+   * runs it once the events already waiting for this object (a burst of frames, other publishers)
+   * are handled, so they share it. A batch is bounded in events and size (a WebSocket message
+   * must stay well under 1 MiB): past that it goes out at once.
    */
-  #reply(ws: WebSocket, frame: Frame): void {
-    if (this.#pending.length > 0) this.#pendingReplies.push([ws, frame]);
-    else this.#send(ws, frame);
+  #enqueue(e: EventData): void {
+    const size = e.text.length + EVENT_OVERHEAD;
+    if (this.#pending.length > 0 && this.#pendingSize + size > MAX_BATCH_SIZE) this.#flush();
+    this.#pending.push(e);
+    this.#pendingSize += size;
+    if (this.#pending.length >= MAX_BATCH_EVENTS) this.#flush();
+    else if (!this.#flushScheduled) {
+      this.#flushScheduled = true;
+      setTimeout(() => this.#flush(), 0);
+    }
   }
 
   /**
    * Fans out the events stored since the last flush: per mode, one frame per subscriber for all
-   * of them (plain mode: one per event), each event encoded once. Publishes that arrive in one
-   * burst share a flush: a frame costs the runtime about as much to send as one event, so under
-   * load this multiplies what a room can deliver, and an idle room still sends each event at once.
-   * Durability is unchanged: the output gate holds every frame until the events are written.
+   * of them (plain mode: one per event), each event encoded once. A frame costs the runtime about
+   * as much to send as one event, so under load this multiplies what a room can deliver, and an
+   * idle room still sends each event at once. Durability is unchanged: the output gate holds
+   * every frame until the events are written. Acks do not wait for this: a publisher can get its
+   * ack before the frame that carries its event.
    */
   #flush(): void {
     this.#flushScheduled = false;
     const events = this.#pending;
-    const replies = this.#pendingReplies;
-    if (events.length === 0 && replies.length === 0) return;
+    if (events.length === 0) return;
     this.#pending = [];
-    this.#pendingReplies = [];
+    this.#pendingSize = 0;
     this.#flushes++;
     this.#flushedEvents += events.length;
     let jsons: string[] | undefined;
     for (const mode of MODES) {
-      if (events.length === 0) break;
       const sockets = this.ctx.getWebSockets(mode);
       if (sockets.length === 0) continue;
-      jsons ??= events.map(eventJson);
+      jsons ??= events.map((e) => this.#jsonOf(e));
       for (const frame of encodeEvents(mode, events, jsons)) {
         for (const ws of sockets) this.#send(ws, frame);
       }
     }
-    for (const [ws, frame] of replies) this.#send(ws, frame);
+  }
+
+  #jsonOf(e: EventData): string {
+    let json = this.#json.get(e);
+    if (json === undefined) {
+      json = eventJson(e);
+      this.#json.set(e, json);
+    }
+    return json;
   }
 
   #send(ws: WebSocket, frame: Frame): void {

@@ -60,7 +60,7 @@ describe("coalescing a burst", () => {
     expect(JSON.parse(json.frames[1] as string).event.text).toBe("alone");
   });
 
-  it("answers a publisher after the batch that carries its event, in the order it published", async () => {
+  it("acks a publisher at once, in the order it published, without waiting for the batch", async () => {
     const pub = await connect("co-acks", "relay.v1.json");
     await pub.waitFor(1);
     await runInDurableObject(env.ROOM.getByName("co-acks"), (instance: Room, state) => {
@@ -70,13 +70,36 @@ describe("coalescing a burst", () => {
     });
     await pub.waitFor(1 + 3 + 4);
     const kinds = pub.json().map((f) => (f.event ? `event:${f.event.text ?? f.event.kind}` : Object.keys(f)[0]));
-    expect(kinds).toEqual(["event:subscribed", "event:x", "event:y", "event:z", "ack", "ack", "ack", "error"]);
+    expect(kinds).toEqual(["event:subscribed", "ack", "ack", "ack", "error", "event:x", "event:y", "event:z"]);
     expect(
       pub
         .json()
         .filter((f) => f.ack)
         .map((f) => f.ack.event.seq),
     ).toEqual(["1", "2", "3"]);
+  });
+
+  it("bounds a batch: a burst of 150 goes out as 100 events, then 50", async () => {
+    const json = await connect("co-cap", "relay.v1.json");
+    await json.waitFor(1);
+    await burst(
+      "co-cap",
+      Array.from({ length: 150 }, (_, i) => `m${i}`),
+    );
+    await json.waitFor(151);
+    expect(json.batches.map((b) => JSON.parse(b as string).batch.events.length)).toEqual([100, 50]);
+    expect(texts(json.json().map((f) => f.event))).toEqual(Array.from({ length: 150 }, (_, i) => `m${i}`));
+  });
+
+  it("bounds a batch in bytes: large events share a frame only up to 256 KiB", async () => {
+    const json = await connect("co-big", "relay.v1.json");
+    await json.waitFor(1);
+    await burst(
+      "co-big",
+      Array.from({ length: 6 }, (_, i) => `${i}`.padEnd(60_000, "x")),
+    );
+    await json.waitFor(7);
+    expect(json.batches.map((b) => JSON.parse(b as string).batch.events.length)).toEqual([4, 2]);
   });
 
   it("gives a subscription that arrives before the burst's fan-out every event once", async () => {

@@ -150,7 +150,7 @@ describe("bad input keeps the room serving", () => {
     });
     await s.waitFor(16);
     expect(s.ws.readyState).toBe(WebSocket.OPEN);
-    expect(s.json().at(-1).ack.event.text).toBe("again");
+    expect(s.json().findLast((f) => f.ack).ack.event.text).toBe("again");
   });
 
   it("answers 400 for an invalid room name without creating a Durable Object", async () => {
