@@ -91,16 +91,24 @@ const publishCases: [Target, PublishTransport][] = [
 
 for (const runtime of runtimes) {
   // 1. Fan-out, WebSocket subscribers. The relay and the floors run in turns (floor, relay, floor
-  // fed frames as large as the relay's events, floor with SQLite) so that drift of this shared
-  // machine falls on all of them alike.
+  // fed frames as large as the relay's events, floor with SQLite, relay in plain mode) so that
+  // drift of this shared machine falls on all of them alike. The relay's subscribers speak
+  // `relay.v1.json` (what the demo page and clients use, and which gets batches); plain mode
+  // (one frame per event) shows what coalescing gives.
   if (want("fanout")) {
     const servers = { floor: await startServer("floor", runtime), relay: await startServer("relay", runtime) };
     try {
-      const runs: Record<string, FanoutResult[]> = { floor: [], relay: [], "floor-sized": [], "floor-sql": [] };
+      const runs: Record<string, FanoutResult[]> = {
+        floor: [],
+        relay: [],
+        "floor-sized": [],
+        "floor-sql": [],
+        "relay-plain": [],
+      };
       for (let i = 0; i < cfg.reps; i++) {
-        for (const name of ["floor", "relay", "floor-sized", "floor-sql"] as const) {
+        for (const name of ["floor", "relay", "floor-sized", "floor-sql", "relay-plain"] as const) {
           log(`fan-out ${name} ${runtime}, ${cfg.subscribers} subscribers, run ${i + 1}/${cfg.reps}`);
-          const s = name === "relay" ? servers.relay : servers.floor;
+          const s = name.startsWith("relay") ? servers.relay : servers.floor;
           const messageBytes = name === "floor-sized" ? cfg.relayEventBytes : 100;
           const floorKind = name === "floor-sql" ? "floor-sql" : "floor";
           runs[name].push(
@@ -128,7 +136,9 @@ for (const runtime of runtimes) {
   if (want("mixed")) {
     log(`mixed fan-out ${runtime}`);
     const mixed = await withServer("relay", runtime, (s) =>
-      repeat(cfg.reps, () => fanout(s, { ...cfg, transports: ["websocket", "sse", "connect"], window: 10 })),
+      repeat(cfg.reps, () =>
+        fanout(s, { ...cfg, transports: ["websocket", "sse", "connect"], window: 10, protocol: "relay.v1.json" }),
+      ),
     );
     results.mixed[runtime] = {
       total: summarizeRuns(mixed.map((m) => m.result)),

@@ -47,6 +47,7 @@ export function markdown(r: BenchResults): string {
     const floor = r.fanout[`floor/${rt}`];
     const sized = r.fanout[`floor-sized/${rt}`];
     const sqlFan = r.fanout[`floor-sql/${rt}`];
+    const plainFan = r.fanout[`relay-plain/${rt}`];
     const mix = r.mixed[rt];
     const pub = (k: string) => r.publish[k]?.acksPerSec;
     const floorSql = pub(`floor-sql/websocket/${rt}`);
@@ -57,6 +58,7 @@ export function markdown(r: BenchResults): string {
       `| fan-out, WebSocket | deliveries/s | ${fmt(relay?.deliveriesPerSec)} | ${fmt(floor?.deliveriesPerSec)} | ${check(ratio(relay?.deliveriesPerSec, floor?.deliveriesPerSec), (x) => x >= 0.8, "≥ 0.8")} |`,
       `| fan-out, WebSocket | p50 / p99 ms | ${fmt(relay?.p50Ms)} / ${fmt(relay?.p99Ms)} | ${fmt(floor?.p50Ms)} / ${fmt(floor?.p99Ms)} | ${check(ratio(relay?.p99Ms, floor?.p99Ms), (x) => x <= 1.25, "p99 ≤ 1.25")} |`,
       `| fan-out, WebSocket | events per frame (the relay's coalescing) | ${fmt(relay?.eventsPerFlush)} | 1 | |`,
+      `| fan-out, WebSocket, relay in plain mode (one frame per event, no batches) | deliveries/s; p99 ms | ${fmt(plainFan?.deliveriesPerSec)}; ${fmt(plainFan?.p99Ms)} | ${fmt(floor?.deliveriesPerSec)}; ${fmt(floor?.p99Ms)} | ${num(ratio(plainFan?.deliveriesPerSec, floor?.deliveriesPerSec))}×; p99 ${num(ratio(plainFan?.p99Ms, floor?.p99Ms))}× |`,
       `| fan-out, WebSocket | server CPU µs per delivery | ${fmt(relay?.serverCpuPerDeliveryUs)} | ${fmt(floor?.serverCpuPerDeliveryUs)} | ${num(ratio(relay?.serverCpuPerDeliveryUs, floor?.serverCpuPerDeliveryUs))}× |`,
       `| fan-out, WebSocket, floor fed ${r.config.relayEventBytes}-byte frames (the relay's event size) | deliveries/s; server CPU µs per delivery | ${fmt(relay?.deliveriesPerSec)}; ${fmt(relay?.serverCpuPerDeliveryUs)} | ${fmt(sized?.deliveriesPerSec)}; ${fmt(sized?.serverCpuPerDeliveryUs)} | ${num(ratio(relay?.deliveriesPerSec, sized?.deliveriesPerSec))}× |`,
       `| fan-out, WebSocket, floor with one SQLite insert per message | deliveries/s; server CPU µs per delivery | ${fmt(relay?.deliveriesPerSec)}; ${fmt(relay?.serverCpuPerDeliveryUs)} | ${fmt(sqlFan?.deliveriesPerSec)}; ${fmt(sqlFan?.serverCpuPerDeliveryUs)} | ${num(ratio(relay?.deliveriesPerSec, sqlFan?.deliveriesPerSec))}× |`,
