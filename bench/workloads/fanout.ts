@@ -25,7 +25,7 @@ export interface FanoutOptions {
   messageBytes?: number;
   /** Which floor, when the server is the floor worker. */
   floorKind?: "floor" | "floor-sql";
-  /** The relay's WebSocket subprotocol for subscribers: `relay.v1.json` (what clients use) or plain (none). */
+  /** The relay's WebSocket subprotocol for subscribers and the publisher: `relay.v1.json` (what clients use) or plain (none). */
   protocol?: string;
 }
 
@@ -70,7 +70,8 @@ export async function fanout(
     while (publisher && inflight < o.window && sent < maxMessages) {
       remaining[sent] = o.subscribers;
       sentAt[sent] = performance.now();
-      publisher.send(messageText(sent, o.messageBytes));
+      const text = messageText(sent, o.messageBytes);
+      publisher.send(o.protocol ? JSON.stringify({ publish: { text } }) : text);
       sent++;
       inflight++;
     }
@@ -128,7 +129,9 @@ export async function fanout(
     }
   }
   await sleep(500); // let every subscription reach the room
-  [publisher] = await openSockets(roomWsUrl(server, room, o.floorKind), 1);
+  // The publisher speaks the subscribers' protocol: in plain mode the echo of each publish is its
+  // answer, which the relay sends at once, so a plain publisher's events are not batched.
+  [publisher] = await openSockets(roomWsUrl(server, room, o.floorKind), 1, o.protocol);
 
   publish();
   await sleep(o.warmupMs);

@@ -237,6 +237,9 @@ export class Room extends DurableObject<Env> {
         throw new RelayError("rate_limited", `more than ${this.#rate.ratePerSecond} publishes per second`);
       }
       const result = this.#publish(att.room, { text: req.text, id: req.id, user: req.user || att.user });
+      // Plain mode has no ack: the echo of the event is its answer, so it goes out now (with
+      // whatever else is waiting, in order) instead of at the next timer tick.
+      if (att.mode === "plain") this.#flush();
       const ack =
         att.mode === "plain"
           ? undefined

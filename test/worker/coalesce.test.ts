@@ -79,6 +79,31 @@ describe("coalescing a burst", () => {
     ).toEqual(["1", "2", "3"]);
   });
 
+  it("sends a plain-mode publisher's event at once: its echo is its only answer", async () => {
+    const json = await connect("co-plain", "relay.v1.json");
+    await json.waitFor(1);
+    await runInDurableObject(env.ROOM.getByName("co-plain"), async (instance: Room, state) => {
+      const plain = track(
+        (
+          await instance.fetch(
+            new Request("https://room.internal/subscribe?room=co-plain", { headers: { Upgrade: "websocket" } }),
+          )
+        ).webSocket as WebSocket,
+      );
+      await plain.waitFor(1);
+      const server = state.getWebSockets("plain")[0];
+      instance.publish("co-plain", { text: "queued" });
+      instance.webSocketMessage(server, "from plain");
+      instance.webSocketMessage(server, "again");
+    });
+    await json.waitFor(4);
+    // "queued" went out with the first plain publish, in order; nothing waited for the timer.
+    expect(json.batches.map((b) => JSON.parse(b as string).batch.events.map((e: ChatEvent) => e.text))).toEqual([
+      ["queued", "from plain"],
+    ]);
+    expect(texts(json.json().map((f) => f.event))).toEqual(["queued", "from plain", "again"]);
+  });
+
   it("bounds a batch: a burst of 150 goes out as 100 events, then 50", async () => {
     const json = await connect("co-cap", "relay.v1.json");
     await json.waitFor(1);
