@@ -30,13 +30,13 @@ export function modeFromProtocols(header: string | null): { mode: Mode; protocol
 export type Frame = string | Uint8Array;
 
 /** One event encoded for a mode. */
-export function encodeEvent(mode: Mode, e: EventData, json = eventJson(e)): Frame {
+export function encodeEvent(mode: Mode, e: EventData, json?: string): Frame {
   switch (mode) {
     case "plain":
-      return json;
+      return json ?? eventJson(e);
     case "json":
       // ServerFrame{event} in the JSON mapping is exactly this; no second reflection pass.
-      return `{"event":${json}}`;
+      return `{"event":${json ?? eventJson(e)}}`;
     case "proto":
       return toBinary(
         ServerFrameSchema,
@@ -48,7 +48,8 @@ export function encodeEvent(mode: Mode, e: EventData, json = eventJson(e)): Fram
 /**
  * Events of one flush, encoded for a mode: one frame carrying them all in json and proto modes
  * (`ServerFrame.batch`, or `event` when there is only one), one frame per event in plain mode
- * (whose clients read each frame as one event). `jsons[i]` is `eventJson(events[i])`.
+ * (whose clients read each frame as one event). `jsons[i]` is `eventJson(events[i])` (unused, and
+ * may be empty, in proto mode).
  */
 export function encodeEvents(mode: Mode, events: readonly EventData[], jsons: readonly string[]): Frame[] {
   if (events.length === 1) return [encodeEvent(mode, events[0], jsons[0])];

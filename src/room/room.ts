@@ -140,18 +140,33 @@ export class Room extends DurableObject<Env> {
     // A replay is sent at once, so it is bounded in bytes: past REPLAY_MAX_BYTES the client gets
     // what fits, then close REPLAY_CONTINUE, and resumes from the last offset it got (SSE and
     // Connect clients do so by themselves). The room never buffers a whole large log.
+    // The replay goes in batches, like a busy room's fan-out: far fewer frames to send and bridge.
     let bytes = 0;
     let paused = false;
+    let group: EventData[] = [];
+    let groupSize = 0;
+    const sendGroup = () => {
+      if (group.length === 0) return;
+      const jsons = att.mode === "proto" ? [] : group.map((g) => this.#jsonOf(g));
+      for (const f of encodeEvents(att.mode, group, jsons)) {
+        bytes += typeof f === "string" ? f.length : f.byteLength;
+        frames.push(f);
+      }
+      group = [];
+      groupSize = 0;
+    };
     if (plan.replayFrom !== undefined) {
       for (const e of this.#log.iterate(plan.replayFrom - 1, now)) {
-        if (bytes >= this.#limits.replayMaxBytes) {
+        if (bytes + groupSize >= this.#limits.replayMaxBytes) {
           paused = true;
           break;
         }
-        const frame = encodeEvent(att.mode, this.#event(att.room, e));
-        bytes += typeof frame === "string" ? frame.length : frame.byteLength;
-        frames.push(frame);
+        const data = this.#event(att.room, e);
+        group.push(data);
+        groupSize += data.text.length + EVENT_OVERHEAD;
+        if (group.length >= MAX_BATCH_EVENTS || groupSize >= MAX_BATCH_SIZE) sendGroup();
       }
+      sendGroup();
     }
     if (paused) {
       // Not a subscriber: a plain (not hibernatable) socket that gets its part and is closed. A

@@ -127,6 +127,16 @@ describe("coalescing a burst", () => {
     expect(json.batches.map((b) => JSON.parse(b as string).batch.events.length)).toEqual([4, 2]);
   });
 
+  it("replays in batches: a resume gets its missed events in one frame, after `subscribed`", async () => {
+    const room = env.ROOM.getByName("co-replay");
+    for (const text of ["r1", "r2", "r3"]) await room.publish("co-replay", { text });
+    const json = await connect("co-replay", "relay.v1.json", "?since=0");
+    await json.waitFor(4);
+    expect(JSON.parse(json.frames[0] as string).event.kind).toBe("subscribed");
+    expect(json.batches).toHaveLength(1);
+    expect(texts(json.json().map((f) => f.event))).toEqual(["r1", "r2", "r3"]);
+  });
+
   it("gives a subscription that arrives before the burst's fan-out every event once", async () => {
     const live = await connect("co-join", "relay.v1.json");
     await live.waitFor(1);

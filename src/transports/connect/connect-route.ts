@@ -13,6 +13,7 @@ import type { Context } from "hono";
 import { type Env, readLimits } from "../../config";
 import { ChatService } from "../../gen/relay/v1/relay_pb";
 import { callEnvKey, chatService } from "./chat-service";
+import { coalesceChunks } from "./coalesce";
 import { checkRequest } from "./request-check";
 
 /** Handlers by path, built once per isolate (the limits cannot change while it lives). */
@@ -81,5 +82,8 @@ export async function connectRoute(c: Context<{ Bindings: Env }>): Promise<Respo
     ...uReq,
     contextValues: createContextValues().set(callEnvKey, { env: c.env, fullDuplex }),
   });
-  return universalServerResponseToFetch(uRes);
+  // Streams write what is ready together as one chunk: a room batch is one write, not one per event.
+  const body = uRes.body;
+  const streamed = body !== undefined && Symbol.asyncIterator in body;
+  return universalServerResponseToFetch(streamed ? { ...uRes, body: coalesceChunks(body) } : uRes);
 }
