@@ -6,6 +6,10 @@
  * a few writes later. The newest row is never deleted, so the next offset survives a restart even
  * when every event has expired. Idempotency keys are unique per room for as long as their event
  * is stored.
+ *
+ * Only publishers' own ids (`keyed = 1`) are in the unique index: the random UUIDs the room makes
+ * for the rest are never looked up, and indexing them cost ~20 µs of CPU per insert-and-commit
+ * (~140 µs instead of ~120, measured under wrangler dev with one commit per insert).
  */
 
 /** One stored event, as kept in SQLite. */
@@ -43,6 +47,34 @@ const toEvent = (r: Row): StoredEvent => ({
   text: r.text,
 });
 
+/** The table's layout; version 1 had every id, server-made ones too, in a UNIQUE column. */
+const SCHEMA_VERSION = 2;
+const CREATE_EVENTS = (table: string) =>
+  `CREATE TABLE ${table} (
+     seq INTEGER PRIMARY KEY, id TEXT NOT NULL, user TEXT NOT NULL,
+     time_ms INTEGER NOT NULL, text TEXT NOT NULL, keyed INTEGER NOT NULL)`;
+const CREATE_KEY_INDEX = `CREATE UNIQUE INDEX IF NOT EXISTS events_key ON events (id) WHERE keyed = 1`;
+
+/**
+ * Creates the events table, or brings one of an older layout up to date. Synchronous, so the
+ * Durable Object commits it as one transaction: a migration happens entirely or not at all.
+ */
+function migrate(sql: SqlStorage, meta: (key: string) => string | undefined): void {
+  const exists = sql.exec(`SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'events'`).toArray();
+  const version = Number(meta("schema") ?? (exists.length > 0 ? 1 : 0));
+  if (version >= SCHEMA_VERSION) return;
+  if (version === 0) sql.exec(CREATE_EVENTS("events"));
+  else {
+    // Version 1: keep every row, and every id in the index (any of them may be a client's key).
+    sql.exec(CREATE_EVENTS("events_v2"));
+    sql.exec(`INSERT INTO events_v2 SELECT seq, id, user, time_ms, text, 1 FROM events`);
+    sql.exec(`DROP TABLE events`);
+    sql.exec(`ALTER TABLE events_v2 RENAME TO events`);
+  }
+  sql.exec(CREATE_KEY_INDEX);
+  sql.exec(`INSERT OR REPLACE INTO meta (key, value) VALUES ('schema', ?)`, String(SCHEMA_VERSION));
+}
+
 /** Makes a new epoch: short, unique enough to tell one life of a log from another. */
 function newEpoch(): string {
   return `${Date.now().toString(36)}${crypto.randomUUID().slice(0, 8)}`;
@@ -60,14 +92,12 @@ export class RoomLog {
     this.#sql = sql;
     this.#retention = retention;
     sql.exec(`CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)`);
-    sql.exec(
-      `CREATE TABLE IF NOT EXISTS events (
-         seq INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, user TEXT NOT NULL,
-         time_ms INTEGER NOT NULL, text TEXT NOT NULL)`,
-    );
-    const epoch = sql.exec<{ value: string }>(`SELECT value FROM meta WHERE key = 'epoch'`).toArray()[0];
+    const meta = (key: string) =>
+      sql.exec<{ value: string }>(`SELECT value FROM meta WHERE key = ?`, key).toArray()[0]?.value;
+    migrate(sql, meta);
+    const epoch = meta("epoch");
     if (epoch) {
-      this.#epoch = epoch.value;
+      this.#epoch = epoch;
     } else {
       this.#epoch = newEpoch();
       sql.exec(`INSERT INTO meta (key, value) VALUES ('epoch', ?)`, this.#epoch);
@@ -123,12 +153,13 @@ export class RoomLog {
       text: input.text,
     };
     this.#sql.exec(
-      `INSERT INTO events (seq, id, user, time_ms, text) VALUES (?, ?, ?, ?, ?)`,
+      `INSERT INTO events (seq, id, user, time_ms, text, keyed) VALUES (?, ?, ?, ?, ?, ?)`,
       event.seq,
       event.id,
       event.user,
       event.timeMs,
       event.text,
+      input.id ? 1 : 0,
     );
     this.#lastSeq = event.seq;
     this.#lastTimeMs = timeMs;
@@ -164,7 +195,9 @@ export class RoomLog {
   }
 
   #byId(id: string): Row | undefined {
-    return this.#sql.exec<Row>(`SELECT seq, id, user, time_ms, text FROM events WHERE id = ?`, id).toArray()[0];
+    return this.#sql
+      .exec<Row>(`SELECT seq, id, user, time_ms, text FROM events WHERE id = ? AND keyed = 1`, id)
+      .toArray()[0];
   }
 
   #ageCutoff(nowMs: number): number {

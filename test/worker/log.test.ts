@@ -37,6 +37,42 @@ describe("RoomLog", () => {
       expect(again.append({ user: "u", text: "three" }, 3).event.seq).toBe(3);
     }));
 
+  it("migrates a version-1 log in place: rows, epoch and every id's uniqueness kept", () =>
+    withSql("log-migrate", (sql) => {
+      // The object's constructor made the current layout: replace it with version 1's.
+      sql.exec(`DROP TABLE events`);
+      sql.exec(`DROP TABLE meta`);
+      sql.exec(`CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)`);
+      sql.exec(`INSERT INTO meta (key, value) VALUES ('epoch', 'old-epoch')`);
+      sql.exec(`CREATE TABLE events (
+         seq INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, user TEXT NOT NULL,
+         time_ms INTEGER NOT NULL, text TEXT NOT NULL)`);
+      sql.exec(`INSERT INTO events VALUES (1, 'k1', 'u', 10, 'a'), (2, 'server-made', 'u', 11, 'b')`);
+      const log = new RoomLog(sql, keepAll);
+      expect(log.epoch).toBe("old-epoch");
+      expect(log.lastSeq).toBe(2);
+      expect(log.read(0, 10, 20).map((e) => [e.seq, e.id, e.text])).toEqual([
+        [1, "k1", "a"],
+        [2, "server-made", "b"],
+      ]);
+      // Any old id may have been a client's key: all stay unique.
+      expect(log.append({ id: "k1", user: "u", text: "retry" }, 30)).toMatchObject({ duplicate: true });
+      expect(log.append({ id: "server-made", user: "u", text: "retry" }, 30)).toMatchObject({ duplicate: true });
+      expect(log.append({ user: "u", text: "c" }, 30).event.seq).toBe(3);
+      expect(new RoomLog(sql, keepAll).read(0, 10, 40).map((e) => e.text)).toEqual(["a", "b", "c"]);
+    }));
+
+  it("indexes only publishers' ids, not the ones it makes itself", () =>
+    withSql("log-keyed", (sql) => {
+      const log = new RoomLog(sql, keepAll);
+      const made = log.append({ user: "u", text: "no id" }, 1).event.id;
+      expect(log.append({ id: "client-1", user: "u", text: "x" }, 2).duplicate).toBe(false);
+      expect(log.append({ id: "client-1", user: "u", text: "x" }, 3).duplicate).toBe(true);
+      const keyed = sql.exec<{ id: string }>(`SELECT id FROM events INDEXED BY events_key WHERE keyed = 1`).toArray();
+      expect(keyed.map((r) => r.id)).toEqual(["client-1"]);
+      expect(made).toMatch(/^[0-9a-f-]{36}$/);
+    }));
+
   it("returns the original event for a repeated id and writes nothing", () =>
     withSql("log-idempotent", (sql) => {
       const log = new RoomLog(sql, keepAll);

@@ -82,8 +82,10 @@ export async function connectRoute(c: Context<{ Bindings: Env }>): Promise<Respo
     ...uReq,
     contextValues: createContextValues().set(callEnvKey, { env: c.env, fullDuplex }),
   });
-  // Streams write what is ready together as one chunk: a room batch is one write, not one per event.
+  // Subscribe writes what is ready together as one chunk: a room batch is one write, not one per
+  // event. (Chat is left as it is: its end is driven by the client's side, see chat-service.ts.)
   const body = uRes.body;
-  const streamed = body !== undefined && Symbol.asyncIterator in body;
-  return universalServerResponseToFetch(streamed ? { ...uRes, body: coalesceChunks(body) } : uRes);
+  const coalesce =
+    handler.method.methodKind === "server_streaming" && body !== undefined && Symbol.asyncIterator in body;
+  return universalServerResponseToFetch(coalesce ? { ...uRes, body: coalesceChunks(body) } : uRes);
 }
