@@ -73,10 +73,8 @@ export function encodeEvents(mode: Mode, events: readonly EventData[], jsons: re
  * around the event's JSON (`json`, shared with the fan-out): ServerFrame{ack} in the JSON mapping
  * is exactly this, `duplicate` omitted when false.
  */
-export function encodeAck(mode: Mode, e: EventData, duplicate: boolean, json = eventJson(e)): Frame | undefined {
+export function encodeAck(mode: "json" | "proto", e: EventData, duplicate: boolean, json = eventJson(e)): Frame {
   switch (mode) {
-    case "plain":
-      return undefined;
     case "json":
       return `{"ack":{"event":${json}${duplicate ? ',"duplicate":true' : ""}}}`;
     case "proto":

@@ -21,6 +21,7 @@ import {
   type Mode,
   modeFromProtocols,
 } from "../protocol/frames";
+import { Batch } from "./batch";
 import { RoomLog, type StoredEvent } from "./log";
 import { type PublishInput, utf8Length, validatePublish } from "./publish";
 import { RateLimiter } from "./rate-limit";
@@ -64,27 +65,19 @@ export interface Member {
 
 const MODES: readonly Mode[] = ["plain", "json", "proto"];
 
-/** At most this many events share one fan-out (Cloudflare suggests 10-100 messages per frame). */
-const MAX_BATCH_EVENTS = 100;
-/** At most about this many UTF-16 units of text share one fan-out (a frame must stay under 1 MiB). */
-const MAX_BATCH_SIZE = 256 * 1024;
-/** What an event adds to its text in a frame: room, offsets, epoch, id, user, time (a rough upper bound). */
-const EVENT_OVERHEAD = 512;
-
 export class Room extends DurableObject<Env> {
   readonly #limits: Limits;
   readonly #log: RoomLog;
   readonly #subscribers = new Subscribers();
   readonly #rate: RateLimiter;
   readonly #startedAtMs = Date.now();
-  /** Events stored but not yet fanned out (see #flush), and their size in UTF-16 units. */
-  #pending: EventData[] = [];
-  #pendingSize = 0;
+  /** Events stored but not yet fanned out (see #flush). */
+  readonly #pending = new Batch();
   #flushScheduled = false;
   #flushes = 0;
+  #flushedEvents = 0;
   /** Each event's JSON, encoded once for its ack and its fan-out. */
   readonly #json = new WeakMap<EventData, string>();
-  #flushedEvents = 0;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -143,28 +136,25 @@ export class Room extends DurableObject<Env> {
     // The replay goes in batches, like a busy room's fan-out: far fewer frames to send and bridge.
     let bytes = 0;
     let paused = false;
-    let group: EventData[] = [];
-    let groupSize = 0;
+    const group = new Batch();
     const sendGroup = () => {
-      if (group.length === 0) return;
-      const jsons = att.mode === "proto" ? [] : group.map((g) => this.#jsonOf(g));
-      for (const f of encodeEvents(att.mode, group, jsons)) {
+      const events = group.take();
+      if (events.length === 0) return;
+      const jsons = att.mode === "proto" ? [] : events.map((g) => this.#jsonOf(g));
+      for (const f of encodeEvents(att.mode, events, jsons)) {
         bytes += typeof f === "string" ? f.length : f.byteLength;
         frames.push(f);
       }
-      group = [];
-      groupSize = 0;
     };
     if (plan.replayFrom !== undefined) {
       for (const e of this.#log.iterate(plan.replayFrom - 1, now)) {
-        if (bytes + groupSize >= this.#limits.replayMaxBytes) {
+        if (bytes + group.size >= this.#limits.replayMaxBytes) {
           paused = true;
           break;
         }
         const data = this.#event(att.room, e);
-        group.push(data);
-        groupSize += data.text.length + EVENT_OVERHEAD;
-        if (group.length >= MAX_BATCH_EVENTS || groupSize >= MAX_BATCH_SIZE) sendGroup();
+        if (!group.fits(data)) sendGroup();
+        group.add(data);
       }
       sendGroup();
     }
@@ -255,11 +245,7 @@ export class Room extends DurableObject<Env> {
       // Plain mode has no ack: the echo of the event is its answer, so it goes out now (with
       // whatever else is waiting, in order) instead of at the next timer tick.
       if (att.mode === "plain") this.#flush();
-      const ack =
-        att.mode === "plain"
-          ? undefined
-          : encodeAck(att.mode, result.event, result.duplicate, this.#jsonOf(result.event));
-      if (ack !== undefined) this.#send(ws, ack);
+      else this.#send(ws, encodeAck(att.mode, result.event, result.duplicate, this.#jsonOf(result.event)));
     } catch (e) {
       const err = RelayError.from(e);
       if (err.code === "too_large") closeSocket(ws, closeCode(err.code), err.message);
@@ -289,16 +275,13 @@ export class Room extends DurableObject<Env> {
   /**
    * Queues a stored event for the next fan-out, which runs on the next timer tick: the runtime
    * runs it once the events already waiting for this object (a burst of frames, other publishers)
-   * are handled, so they share it. A batch is bounded in events and size (a WebSocket message
-   * must stay well under 1 MiB): past that it goes out at once.
+   * are handled, so they share it. A full batch goes out at once, so a steady stream of publishes
+   * that keeps the timer from running cannot hold events back.
    */
   #enqueue(e: EventData): void {
-    const size = e.text.length + EVENT_OVERHEAD;
-    if (this.#pending.length > 0 && this.#pendingSize + size > MAX_BATCH_SIZE) this.#flush();
-    this.#pending.push(e);
-    this.#pendingSize += size;
-    if (this.#pending.length >= MAX_BATCH_EVENTS) this.#flush();
-    else if (!this.#flushScheduled) {
+    if (!this.#pending.fits(e)) this.#flush();
+    this.#pending.add(e);
+    if (!this.#flushScheduled) {
       this.#flushScheduled = true;
       setTimeout(() => this.#flush(), 0);
     }
@@ -314,10 +297,8 @@ export class Room extends DurableObject<Env> {
    */
   #flush(): void {
     this.#flushScheduled = false;
-    const events = this.#pending;
+    const events = this.#pending.take();
     if (events.length === 0) return;
-    this.#pending = [];
-    this.#pendingSize = 0;
     this.#flushes++;
     this.#flushedEvents += events.length;
     let jsons: string[] | undefined;

@@ -9,9 +9,12 @@ import { createConnectTransport } from "@connectrpc/connect-web";
 import { describe, expect, it } from "vitest";
 import { type ChatEvent, ChatService } from "../../src/gen/relay/v1/relay_pb";
 import type { Room } from "../../src/index.ts";
-import { connect, sleep, track } from "./helpers";
+import { connect, connectEveryMode, sleep, track } from "./helpers";
 
 /** Publishes `texts` in one synchronous burst inside the room, as a burst of frames arrives. */
+/** How many fan-outs the room has made: a burst that went out as one batch adds one. */
+const fanouts = async (room: string) => (await env.ROOM.getByName(room).stats()).flushes;
+
 async function burst(room: string, texts: string[]): Promise<void> {
   await runInDurableObject(env.ROOM.getByName(room), (instance: Room) => {
     for (const text of texts) instance.publish(room, { text });
@@ -23,10 +26,7 @@ const texts = (events: { text: string; kind: string }[]) =>
 
 describe("coalescing a burst", () => {
   it("sends a burst as one batch frame per json and proto subscriber, one frame per event in plain mode", async () => {
-    const plain = await connect("co-modes");
-    const json = await connect("co-modes", "relay.v1.json");
-    const proto = await connect("co-modes", "relay.v1.proto");
-    await Promise.all([plain.waitFor(1), json.waitFor(1), proto.waitFor(1)]);
+    const { plain, json, proto } = await connectEveryMode("co-modes");
     const before = await env.ROOM.getByName("co-modes").stats();
 
     await burst("co-modes", ["a", "b", "c", "d"]);
@@ -170,9 +170,12 @@ describe("coalescing a burst", () => {
       }
     };
     await readUntil((t) => t.includes("event: subscribed"));
+    const before = await fanouts("co-sse");
     await burst("co-sse", ["s1", "s2", "s3"]);
     await readUntil((t) => t.includes('"s3"'));
     await reader.cancel();
+    // The bridge got the burst as one batch frame, and split it.
+    expect((await fanouts("co-sse")) - before).toBe(1);
     const messages = text
       .split("\n\n")
       .filter((b) => b.includes("event: message"))
@@ -201,12 +204,14 @@ describe("coalescing a burst", () => {
     const ac = new AbortController();
     const timer = setTimeout(() => ac.abort(), 3000);
     const events: ChatEvent[] = [];
+    const before = await fanouts("co-connect");
     for await (const e of client.subscribe({ room: "co-connect" }, { signal: ac.signal })) {
       events.push(e);
       if (e.kind === "subscribed") await burst("co-connect", ["c1", "c2", "c3"]);
       if (e.text === "c3") break;
     }
     clearTimeout(timer);
+    expect((await fanouts("co-connect")) - before).toBe(1);
     expect(events.map((e) => [e.kind, e.seq, e.text])).toEqual([
       ["subscribed", 0n, ""],
       ["message", 1n, "c1"],

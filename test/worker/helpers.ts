@@ -31,6 +31,17 @@ export async function connect(room: string, protocol?: string, query = ""): Prom
   return track(res.webSocket);
 }
 
+/** One socket per WebSocket mode on `room`, each past its `subscribed` frame. */
+export async function connectEveryMode(room: string): Promise<Record<"plain" | "json" | "proto", TestSocket>> {
+  const [plain, json, proto] = await Promise.all([
+    connect(room),
+    connect(room, "relay.v1.json"),
+    connect(room, "relay.v1.proto"),
+  ]);
+  await Promise.all([plain.waitFor(1), json.waitFor(1), proto.waitFor(1)]);
+  return { plain, json, proto };
+}
+
 /** Accepts a client socket and records its frames. */
 export function track(ws: WebSocket): TestSocket {
   const frames: (string | ArrayBuffer)[] = [];

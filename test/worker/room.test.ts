@@ -3,16 +3,13 @@ import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { describe, expect, it } from "vitest";
 import { ClientFrameSchema, ServerFrameSchema } from "../../src/gen/relay/v1/relay_pb";
 import { Room } from "../../src/index.ts";
-import { connect, sleep, track } from "./helpers";
+import { connect, connectEveryMode, sleep, track } from "./helpers";
 
 const publish = (text: string, id = "") => JSON.stringify({ publish: { text, id } });
 
 describe("Room fan-out", () => {
   it("sends every message to every subscriber, in every mode, in one order", async () => {
-    const plain = await connect("fan");
-    const json = await connect("fan", "relay.v1.json");
-    const proto = await connect("fan", "relay.v1.proto");
-    await Promise.all([plain.waitFor(1), json.waitFor(1), proto.waitFor(1)]);
+    const { plain, json, proto } = await connectEveryMode("fan");
 
     // One publisher after another: frames on different sockets have no order between them.
     json.ws.send(publish("from json", "j1"));
