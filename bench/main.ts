@@ -74,6 +74,7 @@ const results: BenchResults = {
   config: cfg,
   fanout: {},
   mixed: {},
+  bridged: {},
   publish: {},
   resume: {},
   idle: [],
@@ -149,6 +150,24 @@ for (const runtime of runtimes) {
         ]),
       ),
     };
+  }
+
+  // 2b. Bridged fan-out: a room with only SSE subscribers and one with only Connect subscribers
+  // against one with only WebSocket (relay.v1.json) subscribers, same load, in turns: what a
+  // bridged subscriber costs the server per delivery, against a direct one.
+  if (want("bridged")) {
+    await withServer("relay", runtime, async (s) => {
+      const runs: Record<SubscriberTransport, FanoutResult[]> = { websocket: [], sse: [], connect: [] };
+      for (let i = 0; i < cfg.reps; i++) {
+        for (const t of ["websocket", "sse", "connect"] as SubscriberTransport[]) {
+          log(`bridged fan-out ${t} ${runtime}, ${cfg.subscribers} subscribers, run ${i + 1}/${cfg.reps}`);
+          runs[t].push(
+            (await fanout(s, { ...cfg, transports: [t], window: 10, protocol: "relay.v1.json" })).result,
+          );
+        }
+      }
+      for (const [t, r] of Object.entries(runs)) results.bridged[`${t}/${runtime}`] = summarizeRuns(r);
+    });
   }
 
   // 3. Durable publish throughput: the relay per transport; the SQLite floor (WebSocket) and a

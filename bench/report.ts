@@ -13,6 +13,8 @@ export interface BenchResults {
   /** `${target}/${runtime}` → fan-out figures. */
   fanout: Record<string, Figures>;
   mixed: Record<string, { total: Figures; perTransport: Record<string, Figures> }>;
+  /** `${transport}/${runtime}` → fan-out figures of a room with subscribers of that transport only. */
+  bridged: Record<string, Figures>;
   /** `${target}/${transport}/${runtime}` → publish figures. */
   publish: Record<string, Figures>;
   /** `${transport}/${runtime}` → seconds. */
@@ -79,6 +81,16 @@ export function markdown(r: BenchResults): string {
       }
       out.push(
         `| mixed fan-out, all | deliveries/s; server CPU µs per delivery | ${fmt(mix.total.deliveriesPerSec)}; ${fmt(mix.total.serverCpuPerDeliveryUs)} | | ${num(ratio(mix.total.deliveriesPerSec, floor?.deliveriesPerSec))}× of the WebSocket floor |`,
+      );
+    }
+    const bws = r.bridged[`websocket/${rt}`];
+    for (const t of TRANSPORTS) {
+      const b = r.bridged[`${t}/${rt}`];
+      if (!b) continue;
+      const cpu = ratio(b.serverCpuPerDeliveryUs, bws?.serverCpuPerDeliveryUs);
+      const rate = ratio(b.deliveriesPerSec, bws?.deliveriesPerSec);
+      out.push(
+        `| fan-out, ${t} subscribers only | deliveries/s; server CPU µs per delivery; p99 ms | ${fmt(b.deliveriesPerSec)}; ${fmt(b.serverCpuPerDeliveryUs)}; ${fmt(b.p99Ms)} | | ${t === "websocket" ? "(reference: relay.v1.json)" : `rate ${check(rate, (x) => x >= 0.8, "≥ 0.8")}; CPU ${check(cpu, (x) => x <= 1.5, "≤ 1.5")} of WebSocket`} |`,
       );
     }
     for (const t of TRANSPORTS) {
