@@ -11,10 +11,16 @@ export default defineConfig({
           cloudflareTest({
             main: "./src/index.ts",
             wrangler: { configPath: "./wrangler.toml" },
-            // A short heartbeat so a test can see one, one allowed origin for the CORS tests, and a
-            // small replay limit so a resume in parts is easy to reach; the rest as in wrangler.toml.
+            // A short heartbeat so a test can see one, one allowed origin for the CORS tests, and
+            // small replay and slow-subscriber limits so a resume in parts and a subscriber too far
+            // behind are easy to reach; the rest as in wrangler.toml.
             miniflare: {
-              bindings: { HEARTBEAT_SECONDS: "1", ALLOWED_ORIGINS: "https://app.example", REPLAY_MAX_BYTES: "2048" },
+              bindings: {
+                HEARTBEAT_SECONDS: "1",
+                ALLOWED_ORIGINS: "https://app.example",
+                REPLAY_MAX_BYTES: "2048",
+                SUBSCRIBER_MAX_BEHIND_BYTES: "65536",
+              },
             },
           }),
         ],

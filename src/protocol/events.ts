@@ -1,8 +1,10 @@
 /**
- * Events as every transport sends them: the room's plain data ({@link EventData}) and its one
- * schema, `relay.v1.ChatEvent`, in the protobuf JSON mapping or binary encoding.
+ * Events as the room hands them to every format: plain data ({@link EventData}) and its one
+ * schema, `relay.v1.ChatEvent`, in the protobuf JSON mapping or binary encoding. An
+ * {@link EncodedEvent} encodes an event at most once per encoding, however many subscribers and
+ * formats it goes to.
  */
-import { create, toJsonString } from "@bufbuild/protobuf";
+import { create, toBinary, toJsonString } from "@bufbuild/protobuf";
 import { type ChatEvent, ChatEventSchema } from "../gen/relay/v1/relay_pb";
 
 /** What an event is; see ChatEvent.kind in proto/relay/v1/relay.proto. */
@@ -26,7 +28,9 @@ export interface EventData {
   text: string;
   firstSeq?: number;
   lastSeq?: number;
-  reason?: GapReason;
+  reason?: string;
+  /** On `subscribed` and `gap`: the offset to resume after. */
+  resumeAfter?: number;
 }
 
 /** The protobuf message for an event. */
@@ -43,10 +47,48 @@ export function toChatEvent(e: EventData): ChatEvent {
     firstSeq: BigInt(e.firstSeq ?? 0),
     lastSeq: BigInt(e.lastSeq ?? 0),
     reason: e.reason ?? "",
+    resumeAfter: BigInt(e.resumeAfter ?? 0),
   });
 }
 
-/** The event in the protobuf JSON mapping, as SSE `data:` and plain WebSocket mode send it. */
+/** The event in the protobuf JSON mapping (default values omitted), as SSE `data:` and HTTP send it. */
 export function eventJson(e: EventData): string {
   return toJsonString(ChatEventSchema, toChatEvent(e));
+}
+
+const utf8 = new TextEncoder();
+
+/** An event with its encodings, each made on first use and then shared. */
+export class EncodedEvent {
+  #json?: string;
+  #jsonBytes?: Uint8Array;
+  #proto?: Uint8Array;
+
+  constructor(readonly data: EventData) {}
+
+  /** The protobuf JSON mapping. */
+  get json(): string {
+    this.#json ??= eventJson(this.data);
+    return this.#json;
+  }
+
+  /** The JSON mapping as UTF-8. */
+  get jsonBytes(): Uint8Array {
+    this.#jsonBytes ??= utf8.encode(this.json);
+    return this.#jsonBytes;
+  }
+
+  /** The protobuf binary encoding. */
+  get proto(): Uint8Array {
+    this.#proto ??= toBinary(ChatEventSchema, toChatEvent(this.data));
+    return this.#proto;
+  }
+
+  /** The offset a reader resumes after once it has this event (SSE `id:`); undefined when it moves nothing. */
+  get resumeId(): number | undefined {
+    const d = this.data;
+    if (d.kind === "message") return d.seq;
+    if (d.kind === "subscribed" || d.kind === "gap") return d.resumeAfter;
+    return undefined;
+  }
 }

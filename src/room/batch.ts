@@ -3,7 +3,7 @@
  * or a part of a replay. Bounded in events and in size, so a frame stays well under the 1 MiB a
  * WebSocket message may be.
  */
-import type { EventData } from "../protocol/events";
+import type { EncodedEvent } from "../protocol/events";
 
 /** At most this many events share one frame (Cloudflare suggests 10-100 messages per frame). */
 const MAX_EVENTS = 100;
@@ -13,7 +13,7 @@ const MAX_SIZE = 256 * 1024;
 const EVENT_OVERHEAD = 512;
 
 export class Batch {
-  #events: EventData[] = [];
+  #events: EncodedEvent[] = [];
   #size = 0;
 
   get length(): number {
@@ -26,17 +26,17 @@ export class Batch {
   }
 
   /** Whether `e` may join: an empty batch takes any event. */
-  fits(e: EventData): boolean {
+  fits(e: EncodedEvent): boolean {
     return this.#events.length === 0 || (this.#events.length < MAX_EVENTS && this.#size + sizeOf(e) <= MAX_SIZE);
   }
 
-  add(e: EventData): void {
+  add(e: EncodedEvent): void {
     this.#events.push(e);
     this.#size += sizeOf(e);
   }
 
   /** Its events, in order, leaving it empty. */
-  take(): EventData[] {
+  take(): EncodedEvent[] {
     const events = this.#events;
     this.#events = [];
     this.#size = 0;
@@ -44,6 +44,6 @@ export class Batch {
   }
 }
 
-function sizeOf(e: EventData): number {
-  return e.text.length + EVENT_OVERHEAD;
+function sizeOf(e: EncodedEvent): number {
+  return e.data.text.length + EVENT_OVERHEAD;
 }

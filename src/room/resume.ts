@@ -2,7 +2,7 @@
  * Where a new subscription starts. Resume from offset N delivers exactly the retained events after
  * N; when some of them are gone (retention), belong to another epoch, or N is past the end of the
  * log, the client is told with an explicit gap and gets everything still retained, never a silent
- * skip (../shared/DESIGN.md, Guarantees).
+ * skip (README, Guarantees).
  */
 import type { GapReason } from "../protocol/events";
 import type { RoomLog } from "./log";

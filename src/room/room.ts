@@ -1,32 +1,37 @@
 /**
- * Room: one Durable Object per room. It owns the log, the order, fan-out and presence, and knows
- * nothing of SSE or Connect: every subscriber is a hibernatable WebSocket (a browser's own, or a
- * Worker-side bridge), and publishes arrive as frames on those sockets or by RPC from the Worker.
+ * Room: one Durable Object per room. It owns the log, the order, fan-out, flow control and
+ * presence, and knows no transport: every subscriber is a hibernatable WebSocket in one of the
+ * formats of protocol/formats.ts (a browser's own socket, or a Worker-side bridge), and publishes
+ * arrive as frames on those sockets or by RPC from the Worker.
  *
  * Hibernation-safe: everything in memory is rebuilt from SQLite (the log) and the sockets'
  * attachments, so every handler works on a freshly constructed instance.
  */
 import { DurableObject } from "cloudflare:workers";
-import { type Env, type Limits, readLimits } from "../config";
-import { type ErrorData, HTTP_STATUS, RelayError, type Result } from "../errors";
-import { closeCode, closeSocket, REPLAY_CONTINUE } from "../protocol/close-codes";
-import { type EventData, eventJson } from "../protocol/events";
+import { CODES, type ErrorCode, type ErrorData, RelayError, type Result } from "../errors";
+import { closeReplyCode, closeSocket } from "../protocol/close";
+import { EncodedEvent, type EventData } from "../protocol/events";
 import {
-  decodePublish,
+  decodeClientFrame,
   encodeAck,
   encodeError,
-  encodeEvent,
   encodeEvents,
+  encodePing,
+  FORMATS,
+  type Format,
   type Frame,
-  type Mode,
-  modeFromProtocols,
-} from "../protocol/frames";
+  formatFromProtocols,
+  frameSize,
+  isFormat,
+} from "../protocol/formats";
+import { type PublishInput, parsePublish, utf8Length } from "../protocol/rules";
+import { readSettings, type Settings, type Vars } from "../settings";
 import { Batch } from "./batch";
+import { type Attachment, Connections } from "./connections";
+import { Flow } from "./flow";
 import { RoomLog, type StoredEvent } from "./log";
-import { type PublishInput, utf8Length, validatePublish } from "./publish";
+import { opening } from "./opening";
 import { RateLimiter } from "./rate-limit";
-import { planResume } from "./resume";
-import { type Attachment, Subscribers, TRANSPORTS, type Transport } from "./subscriber";
 
 /** A stored event and whether it was a retry of an earlier publish. */
 export interface PublishResult {
@@ -43,32 +48,44 @@ export interface HistoryPage {
   hasMore: boolean;
 }
 
-/** A room's counters, for operators and the benchmark (`GET /rooms/:room/stats`). */
+/** A room's counters: relay.v1.RoomStats as plain data. */
 export interface RoomStats {
   epoch: string;
   firstSeq: number;
   lastSeq: number;
-  connections: Record<Transport, number>;
-  /** When this instance of the object was constructed: a later value means it was evicted (hibernated) in between. */
+  connections: Record<string, number>;
   objectStartedAtMs: number;
-  /** Fan-outs since then, and the events they carried: events / flushes is the mean batch. */
   flushes: number;
   flushedEvents: number;
+  slowDisconnects: number;
 }
 
 /** One connection, as presence reports it. */
 export interface Member {
   user: string;
-  transport: Transport;
+  transport: string;
   connectedAtMs: number;
 }
 
-const MODES: readonly Mode[] = ["plain", "json", "proto"];
+/** What a subscription asks for: the query of the room's internal subscribe URL (see edge/room-client.ts). */
+export interface SubscribeQuery {
+  room: string;
+  via: string;
+  user?: string;
+  since?: number;
+  epoch?: string;
+  /** A bridge's format; a client WebSocket's comes from its subprotocol. */
+  format?: Format;
+}
 
-export class Room extends DurableObject<Env> {
-  readonly #limits: Limits;
+/** A WebSocket text frame holding U+FFFD: the runtime's replacement for bytes that were not UTF-8 (see handleFrame). */
+const REPLACEMENT = "\uFFFD";
+
+export class Room extends DurableObject<Vars> {
+  readonly #settings: Settings;
   readonly #log: RoomLog;
-  readonly #subscribers = new Subscribers();
+  readonly #connections: Connections;
+  readonly #flow: Flow;
   readonly #rate: RateLimiter;
   readonly #startedAtMs = Date.now();
   /** Events stored but not yet fanned out (see #flush). */
@@ -76,47 +93,47 @@ export class Room extends DurableObject<Env> {
   #flushScheduled = false;
   #flushes = 0;
   #flushedEvents = 0;
-  /** Each event's JSON, encoded once for its ack and its fan-out. */
-  readonly #json = new WeakMap<EventData, string>();
+  #slowDisconnects = 0;
 
-  constructor(ctx: DurableObjectState, env: Env) {
-    super(ctx, env);
-    this.#limits = readLimits(env);
+  constructor(ctx: DurableObjectState, vars: Vars) {
+    super(ctx, vars);
+    this.#settings = readSettings(vars);
     this.#log = new RoomLog(ctx.storage.sql, {
-      maxCount: this.#limits.historyMaxCount,
-      maxAgeMs: this.#limits.historyMaxAgeMs,
+      maxCount: this.#settings.historyMaxCount,
+      maxAgeMs: this.#settings.historyMaxAgeMs,
     });
-    this.#rate = new RateLimiter(this.#limits.publishRatePerSecond);
+    this.#connections = new Connections(ctx);
+    this.#flow = new Flow(this.#settings.subscriberMaxBehindBytes);
+    this.#rate = new RateLimiter(this.#settings.publishRatePerSecond);
   }
 
   /**
-   * Subscribes a WebSocket: `/subscribe?room=&transport=&user=&since=&epoch=`, built by the Worker
-   * (clients never reach this URL directly). The mode comes from `Sec-WebSocket-Protocol`.
+   * Subscribes a WebSocket. The URL is built by the Worker (edge/room-client.ts) from checked
+   * values; clients never reach it directly.
    */
   override async fetch(request: Request): Promise<Response> {
     if (request.headers.get("Upgrade")?.toLowerCase() !== "websocket") {
       return errorResponse(new RelayError("upgrade_required", "expected a WebSocket upgrade"));
     }
-    const q = new URL(request.url).searchParams;
-    const transport = (q.get("transport") ?? "websocket") as Transport;
-    const sinceParam = q.get("since");
-    const { mode, protocol } = modeFromProtocols(request.headers.get("Sec-WebSocket-Protocol"));
+    const q = readQuery(new URL(request.url).searchParams);
+    const offer = formatFromProtocols(request.headers.get("Sec-WebSocket-Protocol"));
+    const format = q.format ?? offer.format;
+    const headers: HeadersInit = !q.format && offer.protocol ? { "Sec-WebSocket-Protocol": offer.protocol } : {};
     const att: Attachment = {
-      room: q.get("room") ?? "",
-      user: q.get("user") || "anonymous",
-      transport: TRANSPORTS.includes(transport) ? transport : "websocket",
-      mode,
+      room: q.room,
+      user: q.user ?? "anonymous",
+      via: q.via,
+      format,
       connectedAtMs: Date.now(),
     };
-    const headers: HeadersInit = protocol ? { "Sec-WebSocket-Protocol": protocol } : {};
     const { 0: client, 1: server } = new WebSocketPair();
 
-    if (this.ctx.getWebSockets().length >= this.#limits.maxConnectionsPerRoom) {
+    if (this.#connections.count() >= this.#settings.maxConnectionsPerRoom) {
       const full = new RelayError("room_full", "the room has as many connections as it allows");
-      // A bridge answers its own client in HTTP terms; a browser socket gets a close code it can read.
-      if (att.transport !== "websocket") return errorResponse(full);
+      // A bridge answers its own client in its transport's terms; a browser socket gets a close code it can read.
+      if (q.format) return errorResponse(full);
       server.accept();
-      server.close(closeCode(full.code), full.message);
+      closeSocket(server, CODES.room_full.close, full.message);
       return new Response(null, { status: 101, webSocket: client, headers });
     }
 
@@ -124,50 +141,24 @@ export class Room extends DurableObject<Env> {
     // stream meet without a gap or a duplicate. Events still waiting for their fan-out go out
     // first: they are in the log, so this socket gets them in its replay or not at all.
     this.#flush();
-    const now = Date.now();
-    const plan = planResume(this.#log, now, sinceParam === null ? undefined : Number(sinceParam), q.get("epoch"));
-    const base = { room: att.room, epoch: this.#log.epoch, id: "", user: "", timeMs: now, text: "" };
-    const range = { firstSeq: plan.firstSeq, lastSeq: this.#log.lastSeq };
-    const frames: Frame[] = [encodeEvent(att.mode, { ...base, ...range, seq: 0, kind: "subscribed" })];
-    if (plan.gap) frames.push(encodeEvent(att.mode, { ...base, ...range, seq: 0, kind: "gap", ...plan.gap }));
-    // A replay is sent at once, so it is bounded in bytes: past REPLAY_MAX_BYTES the client gets
-    // what fits, then close REPLAY_CONTINUE, and resumes from the last offset it got (SSE and
-    // Connect clients do so by themselves). The room never buffers a whole large log.
-    // The replay goes in batches, like a busy room's fan-out: far fewer frames to send and bridge.
-    let bytes = 0;
-    let paused = false;
-    const group = new Batch();
-    const sendGroup = () => {
-      const events = group.take();
-      if (events.length === 0) return;
-      const jsons = att.mode === "proto" ? [] : events.map((g) => this.#jsonOf(g));
-      for (const f of encodeEvents(att.mode, events, jsons)) {
-        bytes += typeof f === "string" ? f.length : f.byteLength;
-        frames.push(f);
-      }
-    };
-    if (plan.replayFrom !== undefined) {
-      for (const e of this.#log.iterate(plan.replayFrom - 1, now)) {
-        if (bytes + group.size >= this.#limits.replayMaxBytes) {
-          paused = true;
-          break;
-        }
-        const data = this.#event(att.room, e);
-        if (!group.fits(data)) sendGroup();
-        group.add(data);
-      }
-      sendGroup();
-    }
-    if (paused) {
+    const open = opening(
+      this.#log,
+      { ...q, format, nowMs: Date.now(), replayMaxBytes: this.#settings.replayMaxBytes },
+      (e) => this.#event(q.room, e),
+    );
+    if (open.paused) {
       // Not a subscriber: a plain (not hibernatable) socket that gets its part and is closed. A
       // hibernatable socket closed by the room lingers ~10 s before the client sees the close.
       server.accept();
-      for (const f of frames) this.#send(server, f);
-      closeSocket(server, REPLAY_CONTINUE, `replay paused after ${bytes} bytes: resume from the last seq`);
+      for (const f of open.frames) send(server, f);
+      closeSocket(
+        server,
+        CODES.replay_paused.close,
+        `replay paused after ${open.bytes} bytes: resume after the last seq`,
+      );
     } else {
-      this.ctx.acceptWebSocket(server, [att.mode]);
-      this.#subscribers.attach(server, att);
-      for (const f of frames) this.#send(server, f);
+      this.#connections.accept(server, att);
+      for (const f of open.frames) this.#deliver(server, format, f);
     }
     return new Response(null, { status: 101, webSocket: client, headers });
   }
@@ -175,101 +166,115 @@ export class Room extends DurableObject<Env> {
   /** Publishes one message (RPC from the Worker's HTTP and Connect routes). */
   publish(room: string, input: PublishInput): Result<PublishResult> {
     try {
-      return { ok: true, value: this.#publish(room, input) };
+      const { event, duplicate } = this.#publish(room, input, "anonymous");
+      return { ok: true, value: { event: event.data, duplicate } };
     } catch (e) {
       return { ok: false, error: errorData(e) };
     }
   }
 
-  /** Reads a page of the log (RPC). `limit` is clamped to HISTORY_PAGE_LIMIT. */
+  /**
+   * Reads a page of the log (RPC): at most `limit` events (HISTORY_PAGE_LIMIT when 0 or more) and
+   * about REPLAY_MAX_BYTES, at least one; `hasMore` says whether another page follows.
+   */
   history(room: string, since: number, limit: number): Result<HistoryPage> {
-    if (!Number.isSafeInteger(since) || since < 0) {
-      return { ok: false, error: { code: "invalid_argument", message: "since must be a non-negative integer" } };
-    }
-    const max = this.#limits.historyPageLimit;
-    const n = Number.isSafeInteger(limit) && limit > 0 ? Math.min(limit, max) : max;
+    const max = this.#settings.historyPageLimit;
+    const n = limit > 0 ? Math.min(limit, max) : max;
     const now = Date.now();
-    const rows = this.#log.read(since, n + 1, now);
-    const first = this.#log.firstAvailable(now);
-    return {
-      ok: true,
-      value: {
-        events: rows.slice(0, n).map((e) => this.#event(room, e)),
-        epoch: this.#log.epoch,
-        firstSeq: first > this.#log.lastSeq ? 0 : first,
-        lastSeq: this.#log.lastSeq,
-        hasMore: rows.length > n,
-      },
-    };
+    const events: EventData[] = [];
+    let bytes = 0;
+    let hasMore = false;
+    for (const row of this.#log.iterate(since, now, n + 1)) {
+      bytes += row.text.length + 256;
+      if (events.length === n || (events.length > 0 && bytes > this.#settings.replayMaxBytes)) {
+        hasMore = true;
+        break;
+      }
+      events.push(this.#event(room, row));
+    }
+    return { ok: true, value: { events, epoch: this.#log.epoch, ...this.#range(now), hasMore } };
   }
 
   /** Who is connected now, on every transport (RPC). */
   presence(): Member[] {
-    return this.ctx.getWebSockets().map((ws) => {
-      const { user, transport, connectedAtMs } = this.#subscribers.get(ws);
-      return { user, transport, connectedAtMs };
-    });
+    return this.#connections
+      .attachments()
+      .map((a) => ({ user: a.user, transport: a.via, connectedAtMs: a.connectedAtMs }));
   }
 
   /** The room's counters (RPC). */
   stats(): RoomStats {
-    const connections: Record<Transport, number> = { websocket: 0, sse: 0, connect: 0 };
-    for (const ws of this.ctx.getWebSockets()) connections[this.#subscribers.get(ws).transport]++;
-    const first = this.#log.firstAvailable(Date.now());
+    const connections: Record<string, number> = {};
+    for (const a of this.#connections.attachments()) connections[a.via] = (connections[a.via] ?? 0) + 1;
     return {
       epoch: this.#log.epoch,
-      firstSeq: first > this.#log.lastSeq ? 0 : first,
-      lastSeq: this.#log.lastSeq,
+      ...this.#range(Date.now()),
       connections,
       objectStartedAtMs: this.#startedAtMs,
       flushes: this.#flushes,
       flushedEvents: this.#flushedEvents,
+      slowDisconnects: this.#slowDisconnects,
     };
   }
 
   override webSocketMessage(ws: WebSocket, message: string | ArrayBuffer): void {
-    const att = this.#subscribers.get(ws);
-    const size = typeof message === "string" ? frameBytes(message, this.#limits.maxFrameBytes) : message.byteLength;
-    if (size > this.#limits.maxFrameBytes) {
-      closeSocket(ws, closeCode("too_large"), `frame larger than ${this.#limits.maxFrameBytes} bytes`);
+    const att = this.#connections.get(ws);
+    const size =
+      typeof message === "string" ? textFrameBytes(message, this.#settings.maxFrameBytes) : message.byteLength;
+    if (size > this.#settings.maxFrameBytes) {
+      this.#close(ws, "too_large", `frame larger than ${this.#settings.maxFrameBytes} bytes`);
       return;
     }
+    // workerd hands a text frame that is not valid UTF-8 over with U+FFFD in place of the bad
+    // bytes, and gives no other sign. RFC 6455 says to fail such a connection with 1007; a client
+    // that means U+FFFD can send it escaped ("\ufffd") in relay.v1.json.
+    if (typeof message === "string" && message.includes(REPLACEMENT)) {
+      this.#close(ws, "invalid_encoding", "text frame is not valid UTF-8");
+      return;
+    }
+    if (att.format === "plain") this.#flow.confirmAll(ws);
     let id = "";
     try {
-      const req = decodePublish(att.mode, message);
-      id = req.id;
+      const m = decodeClientFrame(att.format, message);
+      if ("pong" in m) {
+        this.#flow.pong(ws, m.pong);
+        return;
+      }
+      if ("receipt" in m) return;
+      id = typeof m.publish.id === "string" ? m.publish.id : "";
       if (!this.#rate.take(ws, Date.now())) {
         throw new RelayError("rate_limited", `more than ${this.#rate.ratePerSecond} publishes per second`);
       }
-      const result = this.#publish(att.room, { text: req.text, id: req.id, user: req.user || att.user });
+      const result = this.#publish(att.room, m.publish, att.user);
       // Plain mode has no ack: the echo of the event is its answer, so it goes out now (with
       // whatever else is waiting, in order) instead of at the next timer tick.
-      if (att.mode === "plain") this.#flush();
-      else this.#send(ws, encodeAck(att.mode, result.event, result.duplicate, this.#jsonOf(result.event)));
+      if (att.format === "plain") this.#flush();
+      const ack = encodeAck(att.format, result.event, result.duplicate);
+      if (ack !== undefined) this.#deliver(ws, att.format, ack);
     } catch (e) {
       const err = RelayError.from(e);
-      if (err.code === "too_large") closeSocket(ws, closeCode(err.code), err.message);
-      else this.#send(ws, encodeError(att.mode, errorData(err), id));
+      if (err.code === "too_large") this.#close(ws, err.code, err.message);
+      else this.#deliver(ws, att.format, encodeError(att.format, errorData(err), id));
     }
   }
 
   override webSocketClose(ws: WebSocket, code: number, reason: string): void {
-    // Answer the close ourselves; otherwise the peer sees an unclean 1006 ~10 s later (TOOLCHAIN.md).
-    closeSocket(ws, code, reason);
+    // Answer the close ourselves; otherwise the peer sees an unclean 1006 ~10 s later (docs/runtime-notes.md).
+    closeSocket(ws, closeReplyCode(code), code === closeReplyCode(code) ? reason : "invalid close code");
   }
 
   override webSocketError(ws: WebSocket, error: unknown): void {
     console.warn("room socket error", error);
-    closeSocket(ws, 1011, "socket error");
+    this.#close(ws, "internal", "socket error");
   }
 
-  #publish(room: string, input: PublishInput): PublishResult {
-    const valid = validatePublish(input, this.#limits.maxMessageBytes);
+  #publish(room: string, input: PublishInput, fallbackUser: string): { event: EncodedEvent; duplicate: boolean } {
+    const valid = parsePublish(input, this.#settings.maxMessageBytes, fallbackUser);
     const { event, duplicate } = this.#log.append(valid, Date.now());
-    const data = this.#event(room, event);
+    const e = new EncodedEvent(this.#event(room, event));
     // A retry is answered with the original event and not fanned out again.
-    if (!duplicate) this.#enqueue(data);
-    return { event: data, duplicate };
+    if (!duplicate) this.#enqueue(e);
+    return { event: e, duplicate };
   }
 
   /**
@@ -278,7 +283,7 @@ export class Room extends DurableObject<Env> {
    * are handled, so they share it. A full batch goes out at once, so a steady stream of publishes
    * that keeps the timer from running cannot hold events back.
    */
-  #enqueue(e: EventData): void {
+  #enqueue(e: EncodedEvent): void {
     if (!this.#pending.fits(e)) this.#flush();
     this.#pending.add(e);
     if (!this.#flushScheduled) {
@@ -288,12 +293,12 @@ export class Room extends DurableObject<Env> {
   }
 
   /**
-   * Fans out the events stored since the last flush: per mode, one frame per subscriber for all
-   * of them (plain mode: one per event), each event encoded once. A frame costs the runtime about
-   * as much to send as one event, so under load this multiplies what a room can deliver, and an
-   * idle room still sends each event at once. Durability is unchanged: the output gate holds
-   * every frame until the events are written. Acks do not wait for this: a publisher can get its
-   * ack before the frame that carries its event.
+   * Fans out the events stored since the last flush: per format, one frame per subscriber for all
+   * of them (plain mode: one per event), each event encoded once per encoding. A frame costs the
+   * runtime about as much to send as one event, so under load this multiplies what a room can
+   * deliver, and an idle room still sends each event at once. Durability is unchanged: the output
+   * gate holds every frame until the events are written. Acks do not wait for this: a publisher
+   * can get its ack before the frame that carries its event.
    */
   #flush(): void {
     this.#flushScheduled = false;
@@ -301,32 +306,36 @@ export class Room extends DurableObject<Env> {
     if (events.length === 0) return;
     this.#flushes++;
     this.#flushedEvents += events.length;
-    let jsons: string[] | undefined;
-    for (const mode of MODES) {
-      const sockets = this.ctx.getWebSockets(mode);
+    for (const format of FORMATS) {
+      const sockets = this.#connections.ofFormat(format);
       if (sockets.length === 0) continue;
-      jsons ??= events.map((e) => this.#jsonOf(e));
-      for (const frame of encodeEvents(mode, events, jsons)) {
-        for (const ws of sockets) this.#send(ws, frame);
+      for (const frame of encodeEvents(format, events)) {
+        for (const ws of sockets) this.#deliver(ws, format, frame);
       }
     }
   }
 
-  #jsonOf(e: EventData): string {
-    let json = this.#json.get(e);
-    if (json === undefined) {
-      json = eventJson(e);
-      this.#json.set(e, json);
+  /** Sends a frame within the subscriber's flow-control bound (flow.ts); past it, closes it as too slow. */
+  #deliver(ws: WebSocket, format: Format, frame: Frame): void {
+    const v = this.#flow.send(ws, frameSize(frame), format !== "plain");
+    if (!v.ok) {
+      if (!v.first) return;
+      this.#slowDisconnects++;
+      this.#close(ws, "too_slow", `more than ${this.#flow.maxBehind} bytes unread: resume after the last seq received`);
+      return;
     }
-    return json;
+    send(ws, frame);
+    if (v.ping !== undefined) send(ws, encodePing(format, v.ping) as Frame);
   }
 
-  #send(ws: WebSocket, frame: Frame): void {
-    try {
-      ws.send(frame);
-    } catch {
-      // The socket is closing; its webSocketClose cleans up.
-    }
+  #close(ws: WebSocket, code: ErrorCode, reason: string): void {
+    closeSocket(ws, CODES[code].close, reason);
+  }
+
+  #range(nowMs: number): { firstSeq: number; lastSeq: number } {
+    const first = this.#log.firstAvailable(nowMs);
+    const lastSeq = this.#log.lastSeq;
+    return { firstSeq: first > lastSeq ? 0 : first, lastSeq };
   }
 
   #event(room: string, e: StoredEvent): EventData {
@@ -334,8 +343,30 @@ export class Room extends DurableObject<Env> {
   }
 }
 
-function frameBytes(s: string, max: number): number {
-  // UTF-8 is at least as long as UTF-16 units and at most 3x: measure only when it matters.
+/** The subscribe URL's query. Built by the Worker from checked values, so only read here. */
+function readQuery(q: URLSearchParams): SubscribeQuery {
+  const since = q.get("since");
+  const format = q.get("format");
+  return {
+    room: q.get("room") ?? "",
+    via: q.get("via") ?? "websocket",
+    user: q.get("user") ?? undefined,
+    since: since === null ? undefined : Number(since),
+    epoch: q.get("epoch") ?? undefined,
+    format: isFormat(format) ? format : undefined,
+  };
+}
+
+function send(ws: WebSocket, frame: Frame): void {
+  try {
+    ws.send(frame);
+  } catch {
+    // The socket is closing; its webSocketClose cleans up.
+  }
+}
+
+/** A text frame's UTF-8 size, measured only when its length in UTF-16 units leaves it in doubt. */
+function textFrameBytes(s: string, max: number): number {
   return s.length > max || s.length * 3 <= max ? s.length : utf8Length(s);
 }
 
@@ -346,5 +377,5 @@ function errorData(e: unknown): ErrorData {
 }
 
 function errorResponse(err: RelayError): Response {
-  return Response.json(err.toJSON(), { status: HTTP_STATUS[err.code] });
+  return Response.json(err.toJSON(), { status: err.http });
 }

@@ -1,27 +1,43 @@
 /**
- * The Worker's router: room routes per transport, health and errors. Room names are checked here,
- * so an invalid name never creates a Durable Object.
+ * The Worker's router, the top layer: settings parsed once per request, CORS, the room-name
+ * check (an invalid name never creates a Durable Object), each transport's routes, and errors
+ * rendered from the one table in errors.ts.
  */
 import { cors as connectCors } from "@connectrpc/connect";
 import { Hono } from "hono";
 import { cors } from "hono/cors";
-import { type Env, readLimits } from "../config";
-import { HTTP_STATUS, RelayError } from "../errors";
-import { isRoomName } from "../room-name";
+import { discardBody } from "../edge/body";
+import type { RelayEnv } from "../edge/context";
+import { RelayError } from "../errors";
+import { parseRoomName } from "../protocol/rules";
+import { readSettings } from "../settings";
 import { connectRoute } from "../transports/connect/connect-route";
 import { historyRoute, presenceRoute, publishRoute, statsRoute } from "../transports/http/messages";
-import { sseRoute } from "../transports/sse/sse-adapter";
+import { sseRoute } from "../transports/sse/sse-route";
 import { wsRoute } from "../transports/websocket/ws-route";
+import { originAllowed } from "./origin";
 
 /** The relay's Hono app; `fetch` is the Worker's entry point. */
-export const app = new Hono<{ Bindings: Env }>();
+export const app = new Hono<RelayEnv>();
+
+app.use("*", async (c, next) => {
+  c.set("settings", readSettings(c.env));
+  try {
+    await next();
+  } finally {
+    // A request refused before its body was read still has it on the connection: left there, it
+    // breaks the next request on the same keep-alive connection (docs/runtime-notes.md).
+    const body = c.req.raw.body;
+    if (body && !body.locked && !c.req.raw.bodyUsed) await discardBody(c.req.raw);
+  }
+});
 
 app.get("/healthz", (c) => c.json({ ok: true }));
 
 // Browsers on other origins (connect-web, EventSource, fetch) need CORS. Only listed origins get
-// it; "*" only when ALLOWED_ORIGINS says so (../shared/DESIGN.md, Security).
-app.use("*", async (c, next) => {
-  const allowed = readLimits(c.env).allowedOrigins;
+// it; "*" only when ALLOWED_ORIGINS says so.
+app.use("*", (c, next) => {
+  const allowed = c.var.settings.allowedOrigins;
   return cors({
     origin: (origin) => (allowed.includes("*") || allowed.includes(origin) ? origin : null),
     allowMethods: [...connectCors.allowedMethods],
@@ -32,8 +48,15 @@ app.use("*", async (c, next) => {
 });
 
 app.use("/rooms/:room/*", async (c, next) => {
-  if (!isRoomName(c.req.param("room") ?? "")) {
-    throw new RelayError("invalid_argument", "room names are 1-64 characters of A-Z a-z 0-9 . _ ~ -");
+  c.set("room", parseRoomName(c.req.param("room")));
+  await next();
+});
+
+// CORS does not apply to WebSocket upgrades: a page on any site could otherwise open one with its
+// visitor's cookies (cross-site WebSocket hijacking).
+app.use("/rooms/:room/ws", async (c, next) => {
+  if (!originAllowed(c.req.header("Origin"), c.req.url, c.var.settings.allowedOrigins)) {
+    throw new RelayError("permission_denied", "this origin may not open a WebSocket here (see ALLOWED_ORIGINS)");
   }
   await next();
 });
@@ -51,5 +74,5 @@ app.notFound((c) => c.json(new RelayError("not_found", `no route for ${c.req.met
 app.onError((e, c) => {
   const err = RelayError.from(e);
   if (err.code === "internal") console.error("unhandled error", e);
-  return c.json(err.toJSON(), HTTP_STATUS[err.code] as 400);
+  return c.json(err.toJSON(), err.http as 400);
 });

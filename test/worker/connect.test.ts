@@ -94,7 +94,8 @@ describe.each(Object.entries(transports))("ChatService over %s", (name, transpor
     expect(await code(client.publish({ room: "bad name", text: "x" }))).toBe(Code.InvalidArgument);
     expect(await code(client.publish({ room, text: "" }))).toBe(Code.InvalidArgument);
     expect(await code(client.publish({ room, text: "x".repeat(65537) }))).toBe(Code.ResourceExhausted);
-    expect(await code(client.history({ room, since: 2n ** 60n }))).toBe(Code.OutOfRange);
+    // Offsets past 2^53-1 are refused by the same rule on every transport.
+    expect(await code(client.history({ room, since: 2n ** 60n }))).toBe(Code.InvalidArgument);
     const sub = client.subscribe({ room: "bad name" });
     expect(
       await code(

@@ -2,7 +2,7 @@
 
 import { SELF } from "cloudflare:test";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
-import { ServerFrameSchema } from "../../src/gen/relay/v1/relay_pb";
+import { ClientFrameSchema, ServerFrameSchema } from "../../src/gen/relay/v1/relay_pb";
 
 /** A client socket that records every frame it receives. */
 export interface TestSocket {
@@ -22,13 +22,16 @@ export interface TestSocket {
   closed: Promise<CloseEvent>;
 }
 
-/** Opens `/rooms/:room/ws` through the Worker, with an optional subprotocol and query. */
-export async function connect(room: string, protocol?: string, query = ""): Promise<TestSocket> {
+/**
+ * Opens `/rooms/:room/ws` through the Worker, with an optional subprotocol and query. The client
+ * answers the room's flow-control pings, as clients must, unless `answerPings` is false.
+ */
+export async function connect(room: string, protocol?: string, query = "", answerPings = true): Promise<TestSocket> {
   const headers: Record<string, string> = { Upgrade: "websocket" };
   if (protocol) headers["Sec-WebSocket-Protocol"] = protocol;
   const res = await SELF.fetch(`https://relay.test/rooms/${room}/ws${query}`, { headers });
   if (!res.webSocket) throw new Error(`no upgrade: ${res.status} ${await res.text()}`);
-  return track(res.webSocket);
+  return track(res.webSocket, answerPings);
 }
 
 /** One socket per WebSocket mode on `room`, each past its `subscribed` frame. */
@@ -42,8 +45,8 @@ export async function connectEveryMode(room: string): Promise<Record<"plain" | "
   return { plain, json, proto };
 }
 
-/** Accepts a client socket and records its frames. */
-export function track(ws: WebSocket): TestSocket {
+/** Accepts a client socket and records its frames (pings answered, not recorded, unless `answerPings` is false). */
+export function track(ws: WebSocket, answerPings = true): TestSocket {
   const frames: (string | ArrayBuffer)[] = [];
   const batches: (string | ArrayBuffer)[] = [];
   const waiters: (() => void)[] = [];
@@ -52,6 +55,7 @@ export function track(ws: WebSocket): TestSocket {
   ws.accept();
   ws.addEventListener("message", (m) => {
     const data = m.data as string | ArrayBuffer;
+    if (answerPings && answerPing(ws, data)) return;
     const events = batchEvents(data);
     if (events) {
       batches.push(data);
@@ -78,6 +82,20 @@ export function track(ws: WebSocket): TestSocket {
         check();
       }),
   };
+}
+
+/** Answers a ping frame with its pong; true when `data` was one. */
+function answerPing(ws: WebSocket, data: string | ArrayBuffer): boolean {
+  if (typeof data === "string") {
+    if (!data.startsWith('{"ping":')) return false;
+    ws.send(JSON.stringify({ pong: JSON.parse(data).ping }));
+    return true;
+  }
+  const frame = fromBinary(ServerFrameSchema, new Uint8Array(data));
+  if (frame.frame.case !== "ping") return false;
+  const pong = create(ClientFrameSchema, { frame: { case: "pong", value: { id: frame.frame.value.id } } });
+  ws.send(toBinary(ClientFrameSchema, pong));
+  return true;
 }
 
 /** The events of a batch frame, each as its own `event` frame in the same mode; undefined for other frames. */

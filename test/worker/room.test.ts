@@ -244,7 +244,9 @@ describe("a freshly constructed room (what hibernation leaves) handles everythin
       const refused = track(ws.webSocket as WebSocket);
       expect((await refused.closed).code).toBe(4000);
       const sse = await small.fetch(
-        new Request("https://room.internal/subscribe?room=full&transport=sse", { headers: { Upgrade: "websocket" } }),
+        new Request("https://room.internal/subscribe?room=full&format=event-stream", {
+          headers: { Upgrade: "websocket" },
+        }),
       );
       expect(sse.status).toBe(503);
       expect(await sse.json()).toMatchObject({ error: { code: "room_full" } });

@@ -6,19 +6,26 @@ it("answers /healthz", async () => {
   expect(await res.json()).toEqual({ ok: true });
 });
 
-it("answers /rooms/:room/stats with the log range, connections per transport and the object's start", async () => {
+it("answers /rooms/:room/stats as relay.v1.RoomStats in the JSON mapping, every field present", async () => {
   await env.ROOM.getByName("stats").publish("stats", { text: "one" });
   const ws = await SELF.fetch("https://relay.test/rooms/stats/ws", { headers: { Upgrade: "websocket" } });
   ws.webSocket?.accept();
+  const sse = await SELF.fetch("https://relay.test/rooms/stats/sse");
   const res = await SELF.fetch("https://relay.test/rooms/stats/stats");
   const body = (await res.json()) as Record<string, unknown>;
-  expect(body).toMatchObject({
+  // 64-bit integers as strings, lowerCamelCase names, connections by the transport each one named.
+  expect(body).toEqual({
     room: "stats",
-    firstSeq: 1,
-    lastSeq: 1,
-    connections: { websocket: 1, sse: 0, connect: 0 },
+    epoch: expect.stringMatching(/^[A-Za-z0-9_-]+$/),
+    firstSeq: "1",
+    lastSeq: "1",
+    connections: { websocket: 1, sse: 1 },
+    objectStartedAtMs: expect.stringMatching(/^\d+$/),
+    flushes: "1",
+    flushedEvents: "1",
+    slowDisconnects: "0",
   });
-  expect(body.objectStartedAtMs).toBeTypeOf("number");
+  await sse.body?.cancel();
   ws.webSocket?.close();
 });
 

@@ -1,48 +1,50 @@
 /**
- * `/relay.v1.ChatService/<Method>`: Connect (JSON and binary) and gRPC-Web, by @connectrpc/connect's
- * own protocol handlers mounted on the Hono router. Native gRPC is answered with a clear error:
- * it needs HTTP trailers, which Workers responses cannot carry.
+ * `/relay.v1.ChatService/<Method>`: Connect (JSON and binary) and gRPC-Web. The unary methods are
+ * served by @connectrpc/connect's own protocol handlers mounted on the Hono router; Subscribe and
+ * Chat stream through the edge subscription (streaming-calls.ts). Native gRPC is answered with a
+ * clear error: it needs HTTP trailers, which Workers responses cannot carry.
  */
-import { createConnectRouter, createContextValues } from "@connectrpc/connect";
+import { Code, ConnectError, createConnectRouter, createContextValues } from "@connectrpc/connect";
 import {
   type UniversalHandler,
   universalServerRequestFromFetch,
   universalServerResponseToFetch,
 } from "@connectrpc/connect/protocol";
-import type { Context } from "hono";
-import { type Env, readLimits } from "../../config";
+import { discardBody } from "../../edge/body";
+import type { RelayContext } from "../../edge/context";
 import { ChatService } from "../../gen/relay/v1/relay_pb";
-import { callEnvKey, chatService } from "./chat-service";
-import { coalesceChunks } from "./coalesce";
+import type { Settings } from "../../settings";
 import { checkRequest } from "./request-check";
+import { refusal, streamProtocolOf } from "./stream-call";
+import { chatCall, subscribeCall } from "./streaming-calls";
+import { envKey, unaryService } from "./unary-service";
 
-/** Handlers by path, built once per isolate (the limits cannot change while it lives). */
-let handlers: Map<string, UniversalHandler> | undefined;
+const SUBSCRIBE = `/${ChatService.typeName}/${ChatService.method.subscribe.name}`;
+const CHAT = `/${ChatService.typeName}/${ChatService.method.chat.name}`;
 
-function handlersFor(env: Env): Map<string, UniversalHandler> {
+/** Unary handlers by path, built once per settings (once per isolate). */
+const unaryHandlers = new WeakMap<Settings, Map<string, UniversalHandler>>();
+
+function handlersFor(settings: Settings): Map<string, UniversalHandler> {
+  let handlers = unaryHandlers.get(settings);
   if (!handlers) {
-    const limits = readLimits(env);
-    const router = createConnectRouter({
-      grpc: false,
-      // A request message larger than a frame may be is `resource_exhausted` before it is parsed.
-      readMaxBytes: limits.maxFrameBytes,
-    });
-    router.service(ChatService, chatService);
+    // A request message larger than a frame may be is `resource_exhausted` before it is parsed.
+    const router = createConnectRouter({ grpc: false, readMaxBytes: settings.maxFrameBytes });
+    router.service(ChatService, unaryService);
     handlers = new Map(router.handlers.map((h) => [h.requestPath, h]));
+    unaryHandlers.set(settings, handlers);
   }
   return handlers;
 }
 
 /** A gRPC "trailers-only" response: status in the headers, which is all a Worker can send. */
-function grpcUnsupported(): Response {
+function grpcStatus(contentType: string, status: number, message: string): Response {
   return new Response(null, {
     status: 200,
     headers: {
-      "Content-Type": "application/grpc",
-      "grpc-status": "12",
-      "grpc-message": encodeURIComponent(
-        "native gRPC needs HTTP trailers, which Cloudflare Workers cannot send: use gRPC-Web or Connect",
-      ),
+      "Content-Type": contentType,
+      "grpc-status": String(status),
+      "grpc-message": encodeURIComponent(message),
     },
   });
 }
@@ -50,42 +52,56 @@ function grpcUnsupported(): Response {
 /** Connect's answer for a method this service does not have, in the caller's protocol. */
 function unimplemented(path: string, contentType: string): Response {
   const message = `no method ${path}: ChatService has Chat, Subscribe, Publish, History, Presence`;
-  if (contentType.startsWith("application/grpc-web")) {
-    return new Response(null, {
-      status: 200,
-      headers: { "Content-Type": contentType, "grpc-status": "12", "grpc-message": encodeURIComponent(message) },
-    });
-  }
+  if (contentType.startsWith("application/grpc-web")) return grpcStatus(contentType, 12, message);
   return Response.json({ code: "unimplemented", message }, { status: 501 });
 }
 
-export async function connectRoute(c: Context<{ Bindings: Env }>): Promise<Response> {
+export async function connectRoute(c: RelayContext): Promise<Response> {
+  const settings = c.var.settings;
   const contentType = c.req.header("Content-Type") ?? "";
-  if (/^application\/grpc(\+|;|$)/.test(contentType)) return grpcUnsupported();
-  const handler = handlersFor(c.env).get(c.req.path);
-  if (!handler) return unimplemented(c.req.path, contentType);
-  let req = c.req.raw;
-  if (handler.method.methodKind !== "bidi_streaming") {
-    const checked = await checkRequest(req, handler.method.input, readLimits(c.env).maxFrameBytes + 5);
-    if (checked instanceof Response) return checked;
-    req = checked;
+  const req = c.req.raw;
+  if (/^application\/grpc(\+|;|$)/.test(contentType)) {
+    await discardBody(req);
+    return grpcStatus(
+      contentType,
+      12,
+      "native gRPC needs HTTP trailers, which Cloudflare Workers cannot send: use gRPC-Web or Connect",
+    );
   }
-  // On Cloudflare, `cf.httpProtocol` says whether the client came over HTTP/2; locally it is absent.
-  const protocol = (req.cf as { httpProtocol?: string } | undefined)?.httpProtocol ?? "HTTP/1.1";
-  const http2 = /^HTTP\/[23]/.test(protocol);
-  const fullDuplex = http2 || readLimits(c.env).chatHttp1FullDuplex;
-  const uReq = universalServerRequestFromFetch(req, {
-    // Connect refuses bidi on HTTP/1.x with a bare 505; Chat decides itself and says why (chat-service.ts).
-    httpVersion: "2",
+  if (c.req.path === SUBSCRIBE || c.req.path === CHAT) {
+    const p = streamProtocolOf(contentType || null);
+    if (!p || req.method !== "POST") {
+      await discardBody(req);
+      return new Response(null, { status: p ? 405 : 415 });
+    }
+    if (c.req.path === SUBSCRIBE) return subscribeCall(req, c.env, settings, p);
+    // On Cloudflare, `cf.httpProtocol` says whether the client came over HTTP/2; locally it is absent.
+    const protocol = (req.cf as { httpProtocol?: string } | undefined)?.httpProtocol ?? "HTTP/1.1";
+    if (!/^HTTP\/[23]/.test(protocol) && !settings.chatHttp1FullDuplex) {
+      await discardBody(req);
+      return refusal(
+        p,
+        new ConnectError(
+          "Chat needs a full-duplex stream (HTTP/2); over HTTP/1.1 use Subscribe to receive and Publish to send",
+          Code.FailedPrecondition,
+        ),
+      );
+    }
+    return chatCall(req, c.env, settings, p);
+  }
+  const handler = handlersFor(settings).get(c.req.path);
+  if (!handler) {
+    await discardBody(req);
+    return unimplemented(c.req.path, contentType);
+  }
+  const checked = await checkRequest(req, handler.method.input, {
+    maxBytes: settings.maxFrameBytes + 5,
+    timeoutMs: settings.bodyTimeoutMs,
   });
+  if (checked instanceof Response) return checked;
   const uRes = await handler({
-    ...uReq,
-    contextValues: createContextValues().set(callEnvKey, { env: c.env, fullDuplex }),
+    ...universalServerRequestFromFetch(checked, { httpVersion: "1.1" }),
+    contextValues: createContextValues().set(envKey, c.env),
   });
-  // Subscribe writes what is ready together as one chunk: a room batch is one write, not one per
-  // event. (Chat is left as it is: its end is driven by the client's side, see chat-service.ts.)
-  const body = uRes.body;
-  const coalesce =
-    handler.method.methodKind === "server_streaming" && body !== undefined && Symbol.asyncIterator in body;
-  return universalServerResponseToFetch(coalesce ? { ...uRes, body: coalesceChunks(body) } : uRes);
+  return universalServerResponseToFetch(uRes);
 }

@@ -1,80 +1,83 @@
 /**
- * Unary and server-streaming requests are one small message, which Connect buffers anyway; they
- * are read and checked here first, for two faults of @connectrpc/connect 2.1 on workerd:
- * - a request it cannot parse as binary protobuf is reported as `internal`; every Connect server
- *   should say `invalid_argument`;
- * - when it refuses an oversized body (readMaxBytes) before reading it, the next request on the
- *   same keep-alive connection fails under `wrangler dev` ("worker restarted mid-request").
+ * Unary requests are one small message, which Connect buffers anyway; they are read (bounded in
+ * size and time) and checked here first, for faults of @connectrpc/connect 2.1 on workerd:
+ * - a request it cannot parse as binary protobuf is reported as `internal`, and so is a
+ *   compressed message when no compression was negotiated; both are the client's error
+ *   (`invalid_argument`);
+ * - when it refuses an oversized body before reading it, the next request on the same keep-alive
+ *   connection fails under `wrangler dev` (docs/runtime-notes.md).
  * A bad request is answered in the caller's protocol.
  */
 import { type DescMessage, fromBinary } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
-import { encodeEnvelope } from "@connectrpc/connect/protocol";
-import { codeToHttpStatus, endStreamFlag, endStreamToJson, errorToJson } from "@connectrpc/connect/protocol-connect";
-import { setTrailerStatus } from "@connectrpc/connect/protocol-grpc-web";
-import { readBodyBytes } from "../../worker/body";
+import { compressedFlag, encodeEnvelope } from "@connectrpc/connect/protocol";
+import * as connect from "@connectrpc/connect/protocol-connect";
+import * as grpcWeb from "@connectrpc/connect/protocol-grpc-web";
+import { readBody } from "../../edge/body";
+import { toConnectError } from "./errors";
 
 type Protocol = "connect-unary" | "connect-stream" | "grpc-web";
 
 /** The protocol of a content type and whether it is binary; undefined for anything else (Connect answers 415). */
-function protocolOf(contentType: string): { protocol: Protocol; binary: boolean } | undefined {
-  const type = contentType.split(";")[0].trim().toLowerCase();
-  const match = /^application\/(?:(connect\+)|(grpc-web)\+?)?(proto|json)?$/.exec(type);
-  if (!match || (!match[2] && !match[3])) return undefined;
-  const protocol: Protocol = match[1] ? "connect-stream" : match[2] ? "grpc-web" : "connect-unary";
-  return { protocol, binary: match[3] !== "json" };
-}
-
-/** The payload of an enveloped body (5-byte header); undefined when it cannot be checked here. */
-function envelopePayload(body: Uint8Array): Uint8Array | undefined {
-  if (body.byteLength < 5) return new Uint8Array(1).fill(0xff); // truncated: certainly malformed
-  const flags = body[0];
-  const length = new DataView(body.buffer, body.byteOffset).getUint32(1);
-  if (flags & 0x01) return undefined; // compressed: left to Connect
-  return body.subarray(5, 5 + length);
+function protocolOf(contentType: string | null): { protocol: Protocol; binary: boolean } | undefined {
+  const c = connect.parseContentType(contentType);
+  if (c) return { protocol: c.stream ? "connect-stream" : "connect-unary", binary: c.binary };
+  const g = grpcWeb.parseContentType(contentType);
+  if (g && !g.text) return { protocol: "grpc-web", binary: g.binary };
+  return undefined;
 }
 
 function errorResponse(protocol: Protocol, contentType: string, err: ConnectError): Response {
   switch (protocol) {
     case "connect-unary":
-      return Response.json(errorToJson(err, undefined), { status: codeToHttpStatus(err.code) });
+      return Response.json(connect.errorToJson(err, undefined), { status: connect.codeToHttpStatus(err.code) });
     case "connect-stream": {
-      const json = new TextEncoder().encode(JSON.stringify(endStreamToJson(new Headers(), err, undefined)));
-      return new Response(encodeEnvelope(endStreamFlag, json), { headers: { "Content-Type": contentType } });
+      const json = new TextEncoder().encode(JSON.stringify(connect.endStreamToJson(new Headers(), err, undefined)));
+      return new Response(encodeEnvelope(connect.endStreamFlag, json), { headers: { "Content-Type": contentType } });
     }
     case "grpc-web":
-      return new Response(null, { headers: setTrailerStatus(new Headers({ "Content-Type": contentType }), err) });
+      return new Response(null, {
+        headers: grpcWeb.setTrailerStatus(new Headers({ "Content-Type": contentType }), err),
+      });
   }
 }
 
+/** The payload of an enveloped body (5-byte head), or throws for one that is truncated or compressed. */
+function envelopePayload(body: Uint8Array): Uint8Array {
+  if (body.byteLength < 5) throw new ConnectError("truncated message envelope", Code.InvalidArgument);
+  if (body[0] & compressedFlag) {
+    throw new ConnectError("compressed message, but no compression was negotiated", Code.InvalidArgument);
+  }
+  const length = new DataView(body.buffer, body.byteOffset).getUint32(1);
+  return body.subarray(5, 5 + length);
+}
+
 /**
- * Reads a request within `maxBytes` and, when binary, parses it as `input`. Returns an error
- * response for an oversized or malformed one, or a request with the same (buffered) body to hand
- * on to Connect.
+ * Reads a unary request within `maxBytes` and `timeoutMs` and, when binary, parses it as `input`.
+ * Returns an error response for an oversized, slow or malformed one, or a request with the same
+ * (buffered) body to hand on to Connect.
  */
-export async function checkRequest(req: Request, input: DescMessage, maxBytes: number): Promise<Request | Response> {
+export async function checkRequest(
+  req: Request,
+  input: DescMessage,
+  o: { maxBytes: number; timeoutMs: number },
+): Promise<Request | Response> {
   const contentType = req.headers.get("Content-Type") ?? "";
   const kind = protocolOf(contentType);
   if (!kind || req.method !== "POST") return req;
   const { protocol, binary } = kind;
-  let body: Uint8Array;
   try {
-    body = await readBodyBytes(req, maxBytes);
-  } catch {
-    return errorResponse(
-      protocol,
-      contentType,
-      new ConnectError(`request larger than ${maxBytes} bytes`, Code.ResourceExhausted),
-    );
-  }
-  const payload = protocol === "connect-unary" ? body : envelopePayload(body);
-  if (binary && payload) {
-    try {
-      fromBinary(input, payload);
-    } catch (e) {
-      const err = new ConnectError(`malformed ${input.typeName}: ${(e as Error).message}`, Code.InvalidArgument);
-      return errorResponse(protocol, contentType, err);
+    const body = await readBody(req, o);
+    const payload = protocol === "connect-unary" ? body : envelopePayload(body);
+    if (binary) {
+      try {
+        fromBinary(input, payload);
+      } catch (e) {
+        throw new ConnectError(`malformed ${input.typeName}: ${(e as Error).message}`, Code.InvalidArgument);
+      }
     }
+    return new Request(req, { body });
+  } catch (e) {
+    return errorResponse(protocol, contentType, toConnectError(e));
   }
-  return new Request(req, { body });
 }

@@ -6,25 +6,27 @@
  * - `GET /rooms/:room/messages?since=&limit=`: a page of the log.
  * - `GET /rooms/:room/presence`: who is connected now.
  * - `GET /rooms/:room/stats`: the room's counters.
+ * Every answer is the protobuf JSON mapping of a message of proto/relay/v1/relay.proto.
  */
-import type { Context } from "hono";
-import { type Env, readLimits } from "../../config";
+import { create, toJsonString } from "@bufbuild/protobuf";
+import { discardBody, readBody } from "../../edge/body";
+import type { RelayContext } from "../../edge/context";
+import { roomStub } from "../../edge/room-client";
 import { RelayError, unwrap } from "../../errors";
+import { PresenceResponseSchema, RoomStatsSchema } from "../../gen/relay/v1/relay_pb";
 import { eventJson } from "../../protocol/events";
-import type { PublishInput } from "../../room/publish";
-import { readBodyBytes } from "../../worker/body";
-import { parseOffset, parseUser } from "../../worker/params";
-import { roomStub } from "../../worker/room-client";
+import { type PublishInput, parseOffset } from "../../protocol/rules";
 
-type Ctx = Context<{ Bindings: Env }>;
+/** Every field present, as clients of the HTTP routes expect (the JSON mapping omits defaults). */
+const ALL_FIELDS = { alwaysEmitImplicit: true } as const;
 
-function parsePublishBody(contentType: string, body: string, c: Ctx): PublishInput {
-  if (contentType.startsWith("text/plain")) {
-    return { text: body, id: c.req.header("Idempotency-Key"), user: parseUser(c.req.query("user")) };
-  }
-  if (!contentType.startsWith("application/json")) {
-    throw new RelayError("invalid_argument", "Content-Type must be application/json or text/plain");
-  }
+/** The media type of a Content-Type header, without parameters, lower case. */
+function mediaType(contentType: string | undefined): string {
+  return (contentType ?? "").split(";")[0].trim().toLowerCase();
+}
+
+/** The fields of a JSON publish body, as strings; anything else is refused before it reaches the room. */
+function parseJsonBody(body: string): { text?: unknown; id?: string; user?: string } {
   let json: unknown;
   try {
     json = JSON.parse(body);
@@ -35,33 +37,39 @@ function parsePublishBody(contentType: string, body: string, c: Ctx): PublishInp
     throw new RelayError("invalid_argument", 'body must be a JSON object like {"text": "hi"}');
   }
   const { text, id, user } = json as Record<string, unknown>;
-  for (const [name, v] of Object.entries({ id, user })) {
+  for (const [name, v] of Object.entries({ text, id, user })) {
     if (v !== undefined && typeof v !== "string") throw new RelayError("invalid_argument", `${name} must be a string`);
   }
-  return {
-    text: text as string,
-    id: (id as string | undefined) ?? c.req.header("Idempotency-Key"),
-    user: (user as string | undefined) ?? parseUser(c.req.query("user")),
-  };
+  return { text, id: id as string | undefined, user: user as string | undefined };
 }
 
-export async function publishRoute(c: Ctx): Promise<Response> {
-  const limits = readLimits(c.env);
-  const bytes = await readBodyBytes(c.req.raw, limits.maxFrameBytes);
+export async function publishRoute(c: RelayContext): Promise<Response> {
+  const { maxFrameBytes, bodyTimeoutMs } = c.var.settings;
+  const type = mediaType(c.req.header("Content-Type"));
+  if (type !== "application/json" && type !== "text/plain") {
+    await discardBody(c.req.raw);
+    throw new RelayError("invalid_argument", "Content-Type must be application/json or text/plain");
+  }
+  const bytes = await readBody(c.req.raw, { maxBytes: maxFrameBytes, timeoutMs: bodyTimeoutMs });
   let body: string;
   try {
     body = new TextDecoder("utf-8", { fatal: true, ignoreBOM: false }).decode(bytes);
   } catch {
-    throw new RelayError("invalid_argument", "body is not valid UTF-8");
+    throw new RelayError("invalid_encoding", "body is not valid UTF-8");
   }
-  const input = parsePublishBody((c.req.header("Content-Type") ?? "").toLowerCase(), body, c);
-  const room = c.req.param("room") as string;
+  const fromJson = type === "application/json" ? parseJsonBody(body) : { text: body };
+  const input: PublishInput = {
+    text: fromJson.text,
+    id: fromJson.id ?? c.req.header("Idempotency-Key"),
+    user: fromJson.user ?? c.req.query("user"),
+  };
+  const room = c.var.room;
   const { event, duplicate } = unwrap(await roomStub(c.env, room).publish(room, input));
   return c.body(eventJson(event), duplicate ? 200 : 201, { "Content-Type": "application/json" });
 }
 
-export async function historyRoute(c: Ctx): Promise<Response> {
-  const room = c.req.param("room") as string;
+export async function historyRoute(c: RelayContext): Promise<Response> {
+  const room = c.var.room;
   const since = parseOffset(c.req.query("since"), "since") ?? 0;
   const limit = parseOffset(c.req.query("limit"), "limit") ?? 0;
   const page = unwrap(await roomStub(c.env, room).history(room, since, limit));
@@ -70,17 +78,29 @@ export async function historyRoute(c: Ctx): Promise<Response> {
   return c.body(body, 200, { "Content-Type": "application/json" });
 }
 
-export async function presenceRoute(c: Ctx): Promise<Response> {
-  const room = c.req.param("room") as string;
+export async function presenceRoute(c: RelayContext): Promise<Response> {
+  const room = c.var.room;
   const members = await roomStub(c.env, room).presence();
-  return c.json({
+  const msg = create(PresenceResponseSchema, {
     room,
-    members: members.map((m) => ({ user: m.user, transport: m.transport, connectedAtMs: String(m.connectedAtMs) })),
+    members: members.map((m) => ({ user: m.user, transport: m.transport, connectedAtMs: BigInt(m.connectedAtMs) })),
   });
+  return c.body(toJsonString(PresenceResponseSchema, msg, ALL_FIELDS), 200, { "Content-Type": "application/json" });
 }
 
-export async function statsRoute(c: Ctx): Promise<Response> {
-  const room = c.req.param("room") as string;
+export async function statsRoute(c: RelayContext): Promise<Response> {
+  const room = c.var.room;
   const s = await roomStub(c.env, room).stats();
-  return c.json({ room, ...s });
+  const msg = create(RoomStatsSchema, {
+    room,
+    epoch: s.epoch,
+    firstSeq: BigInt(s.firstSeq),
+    lastSeq: BigInt(s.lastSeq),
+    connections: s.connections,
+    objectStartedAtMs: BigInt(s.objectStartedAtMs),
+    flushes: BigInt(s.flushes),
+    flushedEvents: BigInt(s.flushedEvents),
+    slowDisconnects: BigInt(s.slowDisconnects),
+  });
+  return c.body(toJsonString(RoomStatsSchema, msg, ALL_FIELDS), 200, { "Content-Type": "application/json" });
 }

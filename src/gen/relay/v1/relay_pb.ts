@@ -18,7 +18,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file relay/v1/relay.proto.
  */
 export const file_relay_v1_relay: GenFile = /*@__PURE__*/
-  fileDesc("ChRyZWxheS92MS9yZWxheS5wcm90bxIIcmVsYXkudjEiRgoLQ2hhdE1lc3NhZ2USDAoEdXNlchgBIAEoCRIPCgdtZXNzYWdlGAIgASgJEgwKBHJvb20YAyABKAkSCgoCaWQYBCABKAkisQEKCUNoYXRFdmVudBIMCgRyb29tGAEgASgJEgsKA3NlcRgCIAEoBBINCgVlcG9jaBgDIAEoCRIKCgJpZBgEIAEoCRIMCgR1c2VyGAUgASgJEg8KB3RpbWVfbXMYBiABKAMSDAoEa2luZBgHIAEoCRIMCgR0ZXh0GAggASgJEhEKCWZpcnN0X3NlcRgJIAEoBBIQCghsYXN0X3NlcRgKIAEoBBIOCgZyZWFzb24YCyABKAkiRgoOUHVibGlzaFJlcXVlc3QSDAoEcm9vbRgBIAEoCRIMCgR0ZXh0GAIgASgJEgoKAmlkGAMgASgJEgwKBHVzZXIYBCABKAkiSAoPUHVibGlzaFJlc3BvbnNlEiIKBWV2ZW50GAEgASgLMhMucmVsYXkudjEuQ2hhdEV2ZW50EhEKCWR1cGxpY2F0ZRgCIAEoCCJNChBTdWJzY3JpYmVSZXF1ZXN0EgwKBHJvb20YASABKAkSEgoFc2luY2UYAiABKARIAIgBARINCgVlcG9jaBgDIAEoCUIICgZfc2luY2UiPAoOSGlzdG9yeVJlcXVlc3QSDAoEcm9vbRgBIAEoCRINCgVzaW5jZRgCIAEoBBINCgVsaW1pdBgDIAEoDSJ8Cg9IaXN0b3J5UmVzcG9uc2USIwoGZXZlbnRzGAEgAygLMhMucmVsYXkudjEuQ2hhdEV2ZW50Eg0KBWVwb2NoGAIgASgJEhEKCWZpcnN0X3NlcRgDIAEoBBIQCghsYXN0X3NlcRgEIAEoBBIQCghoYXNfbW9yZRgFIAEoCCIfCg9QcmVzZW5jZVJlcXVlc3QSDAoEcm9vbRgBIAEoCSJKCg5QcmVzZW5jZU1lbWJlchIMCgR1c2VyGAEgASgJEhEKCXRyYW5zcG9ydBgCIAEoCRIXCg9jb25uZWN0ZWRfYXRfbXMYAyABKAMiSwoQUHJlc2VuY2VSZXNwb25zZRIMCgRyb29tGAEgASgJEikKB21lbWJlcnMYAiADKAsyGC5yZWxheS52MS5QcmVzZW5jZU1lbWJlciI2CglFcnJvckluZm8SDAoEY29kZRgBIAEoCRIPCgdtZXNzYWdlGAIgASgJEgoKAmlkGAMgASgJIkMKC0NsaWVudEZyYW1lEisKB3B1Ymxpc2gYASABKAsyGC5yZWxheS52MS5QdWJsaXNoUmVxdWVzdEgAQgcKBWZyYW1lIjEKCkV2ZW50QmF0Y2gSIwoGZXZlbnRzGAEgAygLMhMucmVsYXkudjEuQ2hhdEV2ZW50IrMBCgtTZXJ2ZXJGcmFtZRIkCgVldmVudBgBIAEoCzITLnJlbGF5LnYxLkNoYXRFdmVudEgAEigKA2FjaxgCIAEoCzIZLnJlbGF5LnYxLlB1Ymxpc2hSZXNwb25zZUgAEiQKBWVycm9yGAMgASgLMhMucmVsYXkudjEuRXJyb3JJbmZvSAASJQoFYmF0Y2gYBCABKAsyFC5yZWxheS52MS5FdmVudEJhdGNoSABCBwoFZnJhbWUyyAIKC0NoYXRTZXJ2aWNlEjYKBENoYXQSFS5yZWxheS52MS5DaGF0TWVzc2FnZRoTLnJlbGF5LnYxLkNoYXRFdmVudCgBMAESPgoJU3Vic2NyaWJlEhoucmVsYXkudjEuU3Vic2NyaWJlUmVxdWVzdBoTLnJlbGF5LnYxLkNoYXRFdmVudDABEj4KB1B1Ymxpc2gSGC5yZWxheS52MS5QdWJsaXNoUmVxdWVzdBoZLnJlbGF5LnYxLlB1Ymxpc2hSZXNwb25zZRI+CgdIaXN0b3J5EhgucmVsYXkudjEuSGlzdG9yeVJlcXVlc3QaGS5yZWxheS52MS5IaXN0b3J5UmVzcG9uc2USQQoIUHJlc2VuY2USGS5yZWxheS52MS5QcmVzZW5jZVJlcXVlc3QaGi5yZWxheS52MS5QcmVzZW5jZVJlc3BvbnNlYgZwcm90bzM");
+  fileDesc("ChRyZWxheS92MS9yZWxheS5wcm90bxIIcmVsYXkudjEiRgoLQ2hhdE1lc3NhZ2USDAoEdXNlchgBIAEoCRIPCgdtZXNzYWdlGAIgASgJEgwKBHJvb20YAyABKAkSCgoCaWQYBCABKAkixwEKCUNoYXRFdmVudBIMCgRyb29tGAEgASgJEgsKA3NlcRgCIAEoBBINCgVlcG9jaBgDIAEoCRIKCgJpZBgEIAEoCRIMCgR1c2VyGAUgASgJEg8KB3RpbWVfbXMYBiABKAMSDAoEa2luZBgHIAEoCRIMCgR0ZXh0GAggASgJEhEKCWZpcnN0X3NlcRgJIAEoBBIQCghsYXN0X3NlcRgKIAEoBBIOCgZyZWFzb24YCyABKAkSFAoMcmVzdW1lX2FmdGVyGAwgASgEIkYKDlB1Ymxpc2hSZXF1ZXN0EgwKBHJvb20YASABKAkSDAoEdGV4dBgCIAEoCRIKCgJpZBgDIAEoCRIMCgR1c2VyGAQgASgJIkgKD1B1Ymxpc2hSZXNwb25zZRIiCgVldmVudBgBIAEoCzITLnJlbGF5LnYxLkNoYXRFdmVudBIRCglkdXBsaWNhdGUYAiABKAgiTQoQU3Vic2NyaWJlUmVxdWVzdBIMCgRyb29tGAEgASgJEhIKBXNpbmNlGAIgASgESACIAQESDQoFZXBvY2gYAyABKAlCCAoGX3NpbmNlIjwKDkhpc3RvcnlSZXF1ZXN0EgwKBHJvb20YASABKAkSDQoFc2luY2UYAiABKAQSDQoFbGltaXQYAyABKA0ifAoPSGlzdG9yeVJlc3BvbnNlEiMKBmV2ZW50cxgBIAMoCzITLnJlbGF5LnYxLkNoYXRFdmVudBINCgVlcG9jaBgCIAEoCRIRCglmaXJzdF9zZXEYAyABKAQSEAoIbGFzdF9zZXEYBCABKAQSEAoIaGFzX21vcmUYBSABKAgiHwoPUHJlc2VuY2VSZXF1ZXN0EgwKBHJvb20YASABKAkiSgoOUHJlc2VuY2VNZW1iZXISDAoEdXNlchgBIAEoCRIRCgl0cmFuc3BvcnQYAiABKAkSFwoPY29ubmVjdGVkX2F0X21zGAMgASgDIksKEFByZXNlbmNlUmVzcG9uc2USDAoEcm9vbRgBIAEoCRIpCgdtZW1iZXJzGAIgAygLMhgucmVsYXkudjEuUHJlc2VuY2VNZW1iZXIiNgoJRXJyb3JJbmZvEgwKBGNvZGUYASABKAkSDwoHbWVzc2FnZRgCIAEoCRIKCgJpZBgDIAEoCSISCgRQaW5nEgoKAmlkGAEgASgEIhIKBFBvbmcSCgoCaWQYASABKAQiYwoLQ2xpZW50RnJhbWUSKwoHcHVibGlzaBgBIAEoCzIYLnJlbGF5LnYxLlB1Ymxpc2hSZXF1ZXN0SAASHgoEcG9uZxgCIAEoCzIOLnJlbGF5LnYxLlBvbmdIAEIHCgVmcmFtZSIxCgpFdmVudEJhdGNoEiMKBmV2ZW50cxgBIAMoCzITLnJlbGF5LnYxLkNoYXRFdmVudCLTAQoLU2VydmVyRnJhbWUSJAoFZXZlbnQYASABKAsyEy5yZWxheS52MS5DaGF0RXZlbnRIABIoCgNhY2sYAiABKAsyGS5yZWxheS52MS5QdWJsaXNoUmVzcG9uc2VIABIkCgVlcnJvchgDIAEoCzITLnJlbGF5LnYxLkVycm9ySW5mb0gAEiUKBWJhdGNoGAQgASgLMhQucmVsYXkudjEuRXZlbnRCYXRjaEgAEh4KBHBpbmcYBSABKAsyDi5yZWxheS52MS5QaW5nSABCBwoFZnJhbWUiPgoKRGlzY29ubmVjdBIMCgRjb2RlGAEgASgJEg8KB21lc3NhZ2UYAiABKAkSEQoJcmVjb25uZWN0GAMgASgIIp0CCglSb29tU3RhdHMSDAoEcm9vbRgBIAEoCRINCgVlcG9jaBgCIAEoCRIRCglmaXJzdF9zZXEYAyABKAQSEAoIbGFzdF9zZXEYBCABKAQSOQoLY29ubmVjdGlvbnMYBSADKAsyJC5yZWxheS52MS5Sb29tU3RhdHMuQ29ubmVjdGlvbnNFbnRyeRIcChRvYmplY3Rfc3RhcnRlZF9hdF9tcxgGIAEoAxIPCgdmbHVzaGVzGAcgASgEEhYKDmZsdXNoZWRfZXZlbnRzGAggASgEEhgKEHNsb3dfZGlzY29ubmVjdHMYCSABKAQaMgoQQ29ubmVjdGlvbnNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKA06AjgBMsgCCgtDaGF0U2VydmljZRI2CgRDaGF0EhUucmVsYXkudjEuQ2hhdE1lc3NhZ2UaEy5yZWxheS52MS5DaGF0RXZlbnQoATABEj4KCVN1YnNjcmliZRIaLnJlbGF5LnYxLlN1YnNjcmliZVJlcXVlc3QaEy5yZWxheS52MS5DaGF0RXZlbnQwARI+CgdQdWJsaXNoEhgucmVsYXkudjEuUHVibGlzaFJlcXVlc3QaGS5yZWxheS52MS5QdWJsaXNoUmVzcG9uc2USPgoHSGlzdG9yeRIYLnJlbGF5LnYxLkhpc3RvcnlSZXF1ZXN0GhkucmVsYXkudjEuSGlzdG9yeVJlc3BvbnNlEkEKCFByZXNlbmNlEhkucmVsYXkudjEuUHJlc2VuY2VSZXF1ZXN0GhoucmVsYXkudjEuUHJlc2VuY2VSZXNwb25zZWIGcHJvdG8z");
 
 /**
  * A message on the bidirectional Chat stream. Fields 1 and 2 are the seed's and keep their numbers.
@@ -150,6 +150,16 @@ export type ChatEvent = Message<"relay.v1.ChatEvent"> & {
    * @generated from field: string reason = 11;
    */
   reason: string;
+
+  /**
+   * On "subscribed" and "gap": the offset to resume after (as `since`, or SSE's Last-Event-ID) when
+   * the connection drops before the next message: the client's own `since`, the head of the log
+   * for a live-only subscription, or just before the first retained event after a gap. The room
+   * sets it; on SSE it is the `id:` of these events.
+   *
+   * @generated from field: uint64 resume_after = 12;
+   */
+  resumeAfter: bigint;
 };
 
 /**
@@ -446,6 +456,47 @@ export const ErrorInfoSchema: GenMessage<ErrorInfo> = /*@__PURE__*/
   messageDesc(file_relay_v1_relay, 10);
 
 /**
+ * Flow control: the server asks the client to confirm that it has read everything sent before
+ * this frame. A client answers each Ping with a Pong carrying the same id as soon as it reads it.
+ * A subscriber that leaves more than SUBSCRIBER_MAX_BEHIND_BYTES unconfirmed is too far behind:
+ * the server closes it (WebSocket 4003) and it resumes from its last offset.
+ *
+ * @generated from message relay.v1.Ping
+ */
+export type Ping = Message<"relay.v1.Ping"> & {
+  /**
+   * @generated from field: uint64 id = 1;
+   */
+  id: bigint;
+};
+
+/**
+ * Describes the message relay.v1.Ping.
+ * Use `create(PingSchema)` to create a new message.
+ */
+export const PingSchema: GenMessage<Ping> = /*@__PURE__*/
+  messageDesc(file_relay_v1_relay, 11);
+
+/**
+ * The answer to a Ping.
+ *
+ * @generated from message relay.v1.Pong
+ */
+export type Pong = Message<"relay.v1.Pong"> & {
+  /**
+   * @generated from field: uint64 id = 1;
+   */
+  id: bigint;
+};
+
+/**
+ * Describes the message relay.v1.Pong.
+ * Use `create(PongSchema)` to create a new message.
+ */
+export const PongSchema: GenMessage<Pong> = /*@__PURE__*/
+  messageDesc(file_relay_v1_relay, 12);
+
+/**
  * A frame from a client on the WebSocket subprotocols `relay.v1.json` and `relay.v1.proto`.
  *
  * @generated from message relay.v1.ClientFrame
@@ -460,6 +511,12 @@ export type ClientFrame = Message<"relay.v1.ClientFrame"> & {
      */
     value: PublishRequest;
     case: "publish";
+  } | {
+    /**
+     * @generated from field: relay.v1.Pong pong = 2;
+     */
+    value: Pong;
+    case: "pong";
   } | { case: undefined; value?: undefined };
 };
 
@@ -468,7 +525,7 @@ export type ClientFrame = Message<"relay.v1.ClientFrame"> & {
  * Use `create(ClientFrameSchema)` to create a new message.
  */
 export const ClientFrameSchema: GenMessage<ClientFrame> = /*@__PURE__*/
-  messageDesc(file_relay_v1_relay, 11);
+  messageDesc(file_relay_v1_relay, 13);
 
 /**
  * Events published close together, in offset order. Under load the room coalesces the events of
@@ -489,7 +546,7 @@ export type EventBatch = Message<"relay.v1.EventBatch"> & {
  * Use `create(EventBatchSchema)` to create a new message.
  */
 export const EventBatchSchema: GenMessage<EventBatch> = /*@__PURE__*/
-  messageDesc(file_relay_v1_relay, 12);
+  messageDesc(file_relay_v1_relay, 14);
 
 /**
  * A frame from the server on the WebSocket subprotocols `relay.v1.json` and `relay.v1.proto`.
@@ -525,6 +582,12 @@ export type ServerFrame = Message<"relay.v1.ServerFrame"> & {
      */
     value: EventBatch;
     case: "batch";
+  } | {
+    /**
+     * @generated from field: relay.v1.Ping ping = 5;
+     */
+    value: Ping;
+    case: "ping";
   } | { case: undefined; value?: undefined };
 };
 
@@ -533,7 +596,112 @@ export type ServerFrame = Message<"relay.v1.ServerFrame"> & {
  * Use `create(ServerFrameSchema)` to create a new message.
  */
 export const ServerFrameSchema: GenMessage<ServerFrame> = /*@__PURE__*/
-  messageDesc(file_relay_v1_relay, 13);
+  messageDesc(file_relay_v1_relay, 15);
+
+/**
+ * Why a subscription ended, in every transport's own terms from one table (see the README's error
+ * table): SSE sends it as the `data:` of a last `disconnect` event; a WebSocket gets the matching
+ * close code and `message` as the close reason; Connect ends the call with the matching code.
+ *
+ * @generated from message relay.v1.Disconnect
+ */
+export type Disconnect = Message<"relay.v1.Disconnect"> & {
+  /**
+   * A stable code: "replay_paused", "too_slow", "going_away", or an error code (room_full, ...).
+   *
+   * @generated from field: string code = 1;
+   */
+  code: string;
+
+  /**
+   * @generated from field: string message = 2;
+   */
+  message: string;
+
+  /**
+   * Whether reconnecting (resuming from the last offset received) can succeed as it is.
+   *
+   * @generated from field: bool reconnect = 3;
+   */
+  reconnect: boolean;
+};
+
+/**
+ * Describes the message relay.v1.Disconnect.
+ * Use `create(DisconnectSchema)` to create a new message.
+ */
+export const DisconnectSchema: GenMessage<Disconnect> = /*@__PURE__*/
+  messageDesc(file_relay_v1_relay, 16);
+
+/**
+ * A room's counters (`GET /rooms/:room/stats`), for operators and the benchmark.
+ *
+ * @generated from message relay.v1.RoomStats
+ */
+export type RoomStats = Message<"relay.v1.RoomStats"> & {
+  /**
+   * @generated from field: string room = 1;
+   */
+  room: string;
+
+  /**
+   * @generated from field: string epoch = 2;
+   */
+  epoch: string;
+
+  /**
+   * The oldest and newest retained offsets (0 when the log is empty).
+   *
+   * @generated from field: uint64 first_seq = 3;
+   */
+  firstSeq: bigint;
+
+  /**
+   * @generated from field: uint64 last_seq = 4;
+   */
+  lastSeq: bigint;
+
+  /**
+   * Open connections by transport ("websocket", "sse", "connect"), as each connection said.
+   *
+   * @generated from field: map<string, uint32> connections = 5;
+   */
+  connections: { [key: string]: number };
+
+  /**
+   * When this instance of the room's object was constructed: a later value than before means
+   * the object was evicted (hibernated) in between.
+   *
+   * @generated from field: int64 object_started_at_ms = 6;
+   */
+  objectStartedAtMs: bigint;
+
+  /**
+   * Fan-outs since then, and the events they carried: flushed_events / flushes is the mean batch.
+   *
+   * @generated from field: uint64 flushes = 7;
+   */
+  flushes: bigint;
+
+  /**
+   * @generated from field: uint64 flushed_events = 8;
+   */
+  flushedEvents: bigint;
+
+  /**
+   * Subscribers closed since then for being too far behind (SUBSCRIBER_MAX_BEHIND_BYTES).
+   *
+   * @generated from field: uint64 slow_disconnects = 9;
+   */
+  slowDisconnects: bigint;
+};
+
+/**
+ * Describes the message relay.v1.RoomStats.
+ * Use `create(RoomStatsSchema)` to create a new message.
+ */
+export const RoomStatsSchema: GenMessage<RoomStats> = /*@__PURE__*/
+  messageDesc(file_relay_v1_relay, 17);
 
 /**
  * The relay's RPC service.

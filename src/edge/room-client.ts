@@ -1,0 +1,65 @@
+/**
+ * The Worker's side of a room: its Durable Object stub, and the one place that turns what a
+ * client asked for (a room, a resume point, a name, from any transport) into the room's internal
+ * subscribe URL, checking every value with the rules of protocol/rules.ts on the way.
+ */
+import { RelayError } from "../errors";
+import type { BridgeFormat } from "../protocol/formats";
+import { parseEpoch, parseOffset, parseUser, parseVia, type RoomName } from "../protocol/rules";
+import type { Room } from "../room/room";
+import type { Env } from "./env";
+
+/** The room's Durable Object. Only a checked {@link RoomName} gets one: an invalid name never creates an object. */
+export function roomStub(env: Env, room: RoomName): DurableObjectStub<Room> {
+  return env.ROOM.getByName(room);
+}
+
+/** What a client asks of a subscription, as its transport gave it (checked here, once for all). */
+export interface SubscribeRequest {
+  room: RoomName;
+  /** The client-facing transport, reported by presence and stats. */
+  via: string;
+  user?: string;
+  /** The offset to resume after: `?since=`, `Last-Event-ID`, a protobuf uint64. */
+  since?: string | bigint;
+  /** The epoch `since` belongs to. */
+  epoch?: string;
+  /** A bridge's format; a client WebSocket's comes from its subprotocol. */
+  format?: BridgeFormat;
+}
+
+/** The internal URL of the room's subscribe endpoint; throws `invalid_argument` for a bad value. */
+export function subscribeUrl(r: SubscribeRequest): string {
+  const q = new URLSearchParams({ room: r.room, via: parseVia(r.via) });
+  const user = parseUser(r.user);
+  const since = parseOffset(r.since, "since");
+  const epoch = parseEpoch(r.epoch);
+  if (user !== undefined) q.set("user", user);
+  if (since !== undefined) q.set("since", String(since));
+  if (epoch !== undefined) q.set("epoch", epoch);
+  if (r.format) q.set("format", r.format);
+  return `https://room.internal/subscribe?${q}`;
+}
+
+/** Hands a client's WebSocket upgrade to its room, which accepts it (hibernatable) itself. */
+export function forwardWebSocket(env: Env, request: Request, r: SubscribeRequest): Promise<Response> {
+  return roomStub(env, r.room).fetch(new Request(subscribeUrl(r), request));
+}
+
+/**
+ * Opens a bridge socket to the room in a bridge format and accepts it. A refusal from the room
+ * (room full) is thrown as the room's own RelayError.
+ */
+export async function openBridge(env: Env, r: SubscribeRequest & { format: BridgeFormat }): Promise<WebSocket> {
+  const res = await roomStub(env, r.room).fetch(subscribeUrl(r), { headers: { Upgrade: "websocket" } });
+  const ws = res.webSocket;
+  if (!ws) {
+    const body = (await res.json().catch(() => null)) as { error?: RelayError } | null;
+    const code = body?.error?.code ?? "internal";
+    throw new RelayError(code, body?.error?.message ?? `room answered ${res.status}`);
+  }
+  // Binary frames as ArrayBuffers (the default is Blob), so they are written synchronously, in order.
+  (ws as WebSocket & { binaryType: string }).binaryType = "arraybuffer";
+  ws.accept();
+  return ws;
+}

@@ -1,0 +1,59 @@
+/**
+ * The room's connections: every subscriber, whatever its transport, is a hibernatable WebSocket
+ * on the room, and this is the one place that reads the runtime's list of them. Each socket
+ * carries an attachment saying who it is (serialized with the socket, so it survives
+ * hibernation), and is tagged with its format, so a broadcast finds all sockets of one format
+ * without deserializing a single attachment.
+ */
+import type { Format } from "../protocol/formats";
+
+/** Serialized with each socket (`serializeAttachment`, 16 KiB max). */
+export interface Attachment {
+  room: string;
+  user: string;
+  /** The client-facing transport, as the Worker named it ("websocket", "sse", ...): data, reported by presence and stats. */
+  via: string;
+  format: Format;
+  connectedAtMs: number;
+}
+
+export class Connections {
+  readonly #ctx: DurableObjectState;
+  readonly #cache = new WeakMap<WebSocket, Attachment>();
+
+  constructor(ctx: DurableObjectState) {
+    this.#ctx = ctx;
+  }
+
+  /** Accepts a socket as a hibernatable subscriber and remembers who it is. */
+  accept(ws: WebSocket, att: Attachment): void {
+    this.#ctx.acceptWebSocket(ws, [att.format]);
+    ws.serializeAttachment(att);
+    this.#cache.set(ws, att);
+  }
+
+  /** The attachment of `ws` (read from the socket once per object: after hibernation the cache is empty). */
+  get(ws: WebSocket): Attachment {
+    let att = this.#cache.get(ws);
+    if (!att) {
+      att = ws.deserializeAttachment() as Attachment;
+      this.#cache.set(ws, att);
+    }
+    return att;
+  }
+
+  /** The open sockets of one format. */
+  ofFormat(format: Format): WebSocket[] {
+    return this.#ctx.getWebSockets(format);
+  }
+
+  /** How many sockets are open. */
+  count(): number {
+    return this.#ctx.getWebSockets().length;
+  }
+
+  /** Every open socket's attachment. */
+  attachments(): Attachment[] {
+    return this.#ctx.getWebSockets().map((ws) => this.get(ws));
+  }
+}

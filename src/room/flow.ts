@@ -1,0 +1,87 @@
+/**
+ * The one slow-consumer policy, for every subscriber on every transport: a subscriber may leave
+ * at most `maxBehind` bytes unconfirmed; past that it is closed as too slow (4003) and resumes
+ * from its last offset, so the room never holds an unbounded backlog for it.
+ *
+ * workerd has no `WebSocket.bufferedAmount` (cloudflare/workerd#988): a `send()` queues in the
+ * process without bound and without telling how far the reader is. So reading is confirmed from
+ * the other end: every `maxBehind / 8` bytes the room sends a ping with a random id, and the
+ * client answers it with a pong once it has read it (relay.v1.json/proto clients; the Worker-side
+ * bridge of an SSE or Connect stream answers once its client's stream has taken every byte before
+ * the ping). Plain-mode clients cannot answer pings: any frame they send confirms what was sent
+ * before it (an empty frame publishes nothing).
+ *
+ * Kept in memory only: after hibernation a socket starts over at zero unconfirmed bytes, which
+ * is right, since a hibernated room has had nothing to send.
+ */
+
+interface State {
+  /** Bytes sent so far. */
+  sent: number;
+  /** Bytes the client has confirmed reading. */
+  confirmed: number;
+  /** `sent` at which the next ping is due. */
+  nextPing: number;
+  /** Pings not yet answered: their ids and the bytes sent before each. */
+  pings: { id: number; at: number }[];
+  /** Past the bound: the socket is being closed, nothing more is sent. */
+  cut: boolean;
+}
+
+/**
+ * What a send means for a socket: go ahead (and ping with this id), or don't: it is too far
+ * behind (`first` the first time, when it is to be closed).
+ */
+export type Verdict = { ok: true; ping?: number } | { ok: false; first: boolean };
+
+/** Pings outstanding at most: more than this many unanswered means far more than maxBehind unread. */
+const MAX_PINGS = 16;
+
+export class Flow {
+  readonly #state = new WeakMap<WebSocket, State>();
+  readonly #pingEvery: number;
+
+  constructor(readonly maxBehind: number) {
+    this.#pingEvery = Math.max(1, Math.floor(maxBehind / 8));
+  }
+
+  #of(ws: WebSocket): State {
+    let s = this.#state.get(ws);
+    if (!s) {
+      s = { sent: 0, confirmed: 0, nextPing: this.#pingEvery, pings: [], cut: false };
+      this.#state.set(ws, s);
+    }
+    return s;
+  }
+
+  /** Accounts a frame of `bytes` about to be sent to `ws`; `canPing` is false for plain mode. */
+  send(ws: WebSocket, bytes: number, canPing: boolean): Verdict {
+    const s = this.#of(ws);
+    if (s.cut || s.sent + bytes - s.confirmed > this.maxBehind) {
+      const first = !s.cut;
+      s.cut = true;
+      return { ok: false, first };
+    }
+    s.sent += bytes;
+    if (!canPing || s.sent < s.nextPing || s.pings.length >= MAX_PINGS) return { ok: true };
+    s.nextPing = s.sent + this.#pingEvery;
+    const id = crypto.getRandomValues(new Uint32Array(1))[0];
+    s.pings.push({ id, at: s.sent });
+    return { ok: true, ping: id };
+  }
+
+  /** A pong: confirms the bytes before the ping it answers (unknown ids are ignored). */
+  pong(ws: WebSocket, id: number): void {
+    const s = this.#state.get(ws);
+    const i = s?.pings.findIndex((p) => p.id === id) ?? -1;
+    if (!s || i === -1) return;
+    s.confirmed = Math.max(s.confirmed, s.pings[i].at);
+    s.pings.splice(0, i + 1);
+  }
+
+  /** Confirms everything sent so far (a plain-mode client's frame). */
+  confirmAll(ws: WebSocket): void {
+    const s = this.#state.get(ws);
+    if (s) s.confirmed = s.sent;
+  }
+}
