@@ -2,39 +2,44 @@
  * Request bodies, read or refused so that the connection they came on stays usable.
  *
  * What was measured (wrangler 4.86.0 / workerd 1.20260426.1, `wrangler dev`, a Node keep-alive
- * client, 20 tries per case; the client's connection goes to wrangler's proxy Worker, which
- * forwards each request over a pool of keep-alive connections to the relay's Worker):
+ * client sending a refused POST, then a POST from another client, then a POST on the refused
+ * one's connection, 20 tries per case). The client's connection goes to wrangler's proxy Worker,
+ * which forwards each request over a pool of keep-alive connections to the Worker:
  *
- * - A body read to its end, before the response is returned, keeps every connection healthy
- *   (20/20, up to 32 MiB: draining 32 MiB took 0.4-1.1 s).
- * - A body left unread (the handler never touched `req.body`) is also fine under `wrangler dev`,
- *   but only because wrangler wraps the Worker in a middleware that reads it to its end after the
- *   handler returns (and before the response leaves). Production has no such middleware, and the
- *   wait is unbounded: a body that trickles in holds the response until the client stops sending.
- * - Any byte left unread while the response is sent breaks a connection: a body cancelled, read in
- *   part (with or without `releaseLock()` + `cancel()`), or locked by a reader that never finished
- *   (for-await `break`/`throw` too). What breaks depends on how much was left:
- *   - up to ~4 MB left (the proxy had sent all of it): the proxy keeps a dead pooled connection,
- *     and the NEXT request it forwards, from any client, gets 503 "Your worker restarted
- *     mid-request" (9-20 of 20 tries, even with 100 bytes left);
- *   - more left (the proxy was still sending): the refused request itself gets 503 or a reset
- *     instead of its answer (the client's connection is closed; other clients are unaffected).
- *   A `Connection: close` header on the answer changes nothing; nor does reading the rest in
- *   `ctx.waitUntil` after answering (a 5 MB body: the refused request got 503/reset 17 of 20).
- * - A body still locked to a reader when the handler returns, but never read (what
- *   `@connectrpc/connect`'s `universalServerRequestFromFetch` leaves when a call is refused before
- *   it reads: it takes a reader at once), makes wrangler log "Failed to drain the unused request
- *   body. TypeError: This ReadableStream is currently locked to a reader." and breaks as above.
- *   Nothing here can drain a body whose reader someone else holds: refuse such calls before
- *   handing the request on, or hand on a buffered copy.
- * - A body that trickles in (a byte every 1-2 s), answered at a deadline after cancelling the
- *   reader: the client gets the answer at the deadline; if it then stops sending, its connection
- *   is reused and the next request succeeds (8/8); if it keeps sending, the connection is closed
- *   and its next request opens a new one that succeeds (8/8). Other clients are never affected.
+ * - A body read to its end before the response is returned keeps every connection healthy:
+ *   20/20 for 100 B to 32 MiB, Content-Length or chunked (32 MiB drained in 0.4-1.1 s).
+ * - Any byte left unread when the response goes breaks a pooled connection: a body cancelled
+ *   (even 100 B), read in part (with or without `releaseLock()` + `cancel()`; a for-await loop
+ *   left by `break`/`throw` is the same), or locked by a reader that never read. Then:
+ *   - up to ~4 MB left (the proxy had sent it all): the NEXT request the proxy forwards, from any
+ *     client, gets 503 "Your worker restarted mid-request" (up to 20/20 for 16 KB-1 MB left);
+ *   - more left (the proxy was still sending): the refused request itself gets that 503, or a
+ *     reset, instead of its answer; other clients are unaffected.
+ *   Neither a `Connection: close` header on the answer nor reading the rest in `ctx.waitUntil`
+ *   after answering helps (5 MB: the refused request got 503/reset 17/20).
+ * - A body never touched is fine under `wrangler dev` only because wrangler wraps the Worker in a
+ *   middleware that reads it to its end after the handler returns, before the response leaves
+ *   (unbounded: a trickling body holds the answer). With it off
+ *   (WRANGLER_DISABLE_REQUEST_BODY_DRAINING=true) an untouched body breaks like a cancelled one
+ *   (70 KB: 18/20): workerd itself does not drain it. The middleware cannot drain a body locked by
+ *   a reader; it logs "Failed to drain the unused request body. TypeError: This ReadableStream is
+ *   currently locked to a reader." That is what `@connectrpc/connect`'s
+ *   `universalServerRequestFromFetch` leaves when Connect refuses a call without reading it (it
+ *   takes a reader at once). Nothing here can drain a body whose reader someone else holds:
+ *   refuse such calls before handing the request on, or hand on a buffered copy.
+ * - A body that trickles in (a byte every 1-2 s), cancelled at a deadline and answered 408: the
+ *   client gets the 408 at the deadline. If it then aborts, or keeps sending (the connection is
+ *   then closed by the server), every next request succeeds (20/20). If it ends its body at once
+ *   after the answer, the next request of ANOTHER client gets the proxy's 503 in 4-8 of 20 tries,
+ *   whether the body was cancelled or left with a read pending, or read on after answering: no
+ *   server-side cure was found for that one. The answer's status matters to the proxy: a 400 sent
+ *   while the body still arrives reached the client as the proxy's 503 (10/10), a 408, 413, 415 or
+ *   200 as sent.
  *
  * Hence the rule: read every body to its end before answering, bounded in bytes and in time; only
  * past those bounds cancel it (the one client that sent too much, or too slowly, loses its
- * connection), and never answer while a reader holds a body half read.
+ * connection), and never answer while a reader holds a body half read. On Cloudflare's edge there
+ * is no proxy Worker; draining there only costs the time to read what the client sends anyway.
  */
 import { RelayError } from "../errors";
 
@@ -129,8 +134,9 @@ async function finish(reader: ReadableStreamDefaultReader<Uint8Array>, ending: E
  * file): a body over `maxBytes` is still read to its end and dropped, up to `drainMaxBytes` and
  * within the same deadline, so the client gets its 413 on a connection it can reuse; only a body
  * declared or found larger than `drainMaxBytes`, or still arriving at the deadline, is cancelled
- * (that client's connection is closed; no other client is affected). Either way the lock is
- * released before it throws.
+ * (that client loses its connection; under `wrangler dev` another client's next request can still
+ * get the proxy's 503 if a few MB or less were left, or if a trickling client ends its body right
+ * after the answer: see the notes at the top). Either way the lock is released before it throws.
  *
  * @returns the body; an empty array when there is none.
  * @throws RelayError `too_large` (413) for a body over `maxBytes`; `deadline_exceeded` (408) for
@@ -165,7 +171,7 @@ export async function readBody(req: Request, o: ReadBodyOptions): Promise<Uint8A
   if (ending === "timeout") {
     throw new RelayError(
       "deadline_exceeded",
-      `request body did not arrive within ${Math.round(o.timeoutMs / 1000)} s (${size} bytes came)`,
+      `request body did not arrive within ${o.timeoutMs / 1000} s (${size} bytes came)`,
     );
   }
   if (ending === "error") throw new RelayError("invalid_argument", "request body broken off before its end");
@@ -189,24 +195,33 @@ export async function readBody(req: Request, o: ReadBodyOptions): Promise<Uint8A
  *
  * A body already locked by a reader someone else holds (a library's) cannot be drained from here:
  * it is left as it is. Never throws; resolves at once when there is no body.
+ *
+ * @returns true when the body is gone cleanly (read to its end, or there was none); false when it
+ *   was cancelled or is locked. On false, prefer answering 408 (or 413) to a 400: a 400 sent while
+ *   the body still arrives reached the client as the dev proxy's 503.
  */
-export async function discardBody(req: Request, o: DiscardBodyOptions = {}): Promise<void> {
+export async function discardBody(req: Request, o: DiscardBodyOptions = {}): Promise<boolean> {
   const body = req.body;
+  if (!body) return true;
   // Locked: someone else's reader. (A body already read in part but released can still be drained.)
-  if (!body || body.locked) return;
+  if (body.locked) return false;
   const drainMax = o.drainMaxBytes ?? DRAIN_MAX_BYTES;
   const declared = declaredLength(req);
   let reader: ReadableStreamDefaultReader<Uint8Array>;
   try {
     reader = body.getReader();
   } catch {
-    return;
+    return false;
   }
-  if (declared !== undefined && declared > drainMax) return finish(reader, "cap", "body dropped");
+  if (declared !== undefined && declared > drainMax) {
+    await finish(reader, "cap", "body dropped");
+    return false;
+  }
   let size = 0;
   const ending = await pump(reader, Date.now() + (o.timeoutMs ?? DISCARD_TIMEOUT_MS), (chunk) => {
     size += chunk.byteLength;
     return size <= drainMax;
   });
   await finish(reader, ending, "body dropped");
+  return ending === "end";
 }

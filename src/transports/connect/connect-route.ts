@@ -4,7 +4,7 @@
  * Chat stream through the edge subscription (streaming-calls.ts). Native gRPC is answered with a
  * clear error: it needs HTTP trailers, which Workers responses cannot carry.
  */
-import { Code, ConnectError, createConnectRouter, createContextValues } from "@connectrpc/connect";
+import { createConnectRouter, createContextValues } from "@connectrpc/connect";
 import {
   type UniversalHandler,
   universalServerRequestFromFetch,
@@ -12,8 +12,10 @@ import {
 } from "@connectrpc/connect/protocol";
 import { discardBody } from "../../edge/body";
 import type { RelayContext } from "../../edge/context";
+import { RelayError } from "../../errors";
 import { ChatService } from "../../gen/relay/v1/relay_pb";
 import type { Settings } from "../../settings";
+import { toConnectError } from "./errors";
 import { checkRequest } from "./request-check";
 import { refusal, streamProtocolOf } from "./stream-call";
 import { chatCall, subscribeCall } from "./streaming-calls";
@@ -78,14 +80,11 @@ export async function connectRoute(c: RelayContext): Promise<Response> {
     // On Cloudflare, `cf.httpProtocol` says whether the client came over HTTP/2; locally it is absent.
     const protocol = (req.cf as { httpProtocol?: string } | undefined)?.httpProtocol ?? "HTTP/1.1";
     if (!/^HTTP\/[23]/.test(protocol) && !settings.chatHttp1FullDuplex) {
-      await discardBody(req);
-      return refusal(
-        p,
-        new ConnectError(
-          "Chat needs a full-duplex stream (HTTP/2); over HTTP/1.1 use Subscribe to receive and Publish to send",
-          Code.FailedPrecondition,
-        ),
-      );
+      // A refused Chat client may keep its request stream open: read it briefly, then answer.
+      await discardBody(req, { timeoutMs: 2000 });
+      const why =
+        "Chat needs a full-duplex stream (HTTP/2); over HTTP/1.1 use Subscribe to receive and Publish to send";
+      return refusal(p, toConnectError(new RelayError("upgrade_required", why)));
     }
     return chatCall(req, c.env, settings, p);
   }

@@ -9,11 +9,12 @@
  * A bad request is answered in the caller's protocol.
  */
 import { type DescMessage, fromBinary } from "@bufbuild/protobuf";
-import { Code, ConnectError } from "@connectrpc/connect";
+import type { ConnectError } from "@connectrpc/connect";
 import { compressedFlag, encodeEnvelope } from "@connectrpc/connect/protocol";
 import * as connect from "@connectrpc/connect/protocol-connect";
 import * as grpcWeb from "@connectrpc/connect/protocol-grpc-web";
-import { readBody } from "../../edge/body";
+import { discardBody, readBody } from "../../edge/body";
+import { RelayError } from "../../errors";
 import { toConnectError } from "./errors";
 
 type Protocol = "connect-unary" | "connect-stream" | "grpc-web";
@@ -44,9 +45,9 @@ function errorResponse(protocol: Protocol, contentType: string, err: ConnectErro
 
 /** The payload of an enveloped body (5-byte head), or throws for one that is truncated or compressed. */
 function envelopePayload(body: Uint8Array): Uint8Array {
-  if (body.byteLength < 5) throw new ConnectError("truncated message envelope", Code.InvalidArgument);
+  if (body.byteLength < 5) throw new RelayError("invalid_argument", "truncated message envelope");
   if (body[0] & compressedFlag) {
-    throw new ConnectError("compressed message, but no compression was negotiated", Code.InvalidArgument);
+    throw new RelayError("invalid_argument", "compressed message, but no compression was negotiated");
   }
   const length = new DataView(body.buffer, body.byteOffset).getUint32(1);
   return body.subarray(5, 5 + length);
@@ -63,8 +64,14 @@ export async function checkRequest(
   o: { maxBytes: number; timeoutMs: number },
 ): Promise<Request | Response> {
   const contentType = req.headers.get("Content-Type") ?? "";
+  if (req.method !== "POST") return req;
   const kind = protocolOf(contentType);
-  if (!kind || req.method !== "POST") return req;
+  if (!kind) {
+    // Connect would answer 415 holding the body unread, which breaks the connection it came on
+    // (edge/body.ts): read it first, then answer as Connect does.
+    await discardBody(req);
+    return new Response(null, { status: 415 });
+  }
   const { protocol, binary } = kind;
   try {
     const body = await readBody(req, o);
@@ -73,7 +80,7 @@ export async function checkRequest(
       try {
         fromBinary(input, payload);
       } catch (e) {
-        throw new ConnectError(`malformed ${input.typeName}: ${(e as Error).message}`, Code.InvalidArgument);
+        throw new RelayError("invalid_argument", `malformed ${input.typeName}: ${(e as Error).message}`);
       }
     }
     return new Request(req, { body });

@@ -15,7 +15,7 @@ import {
   toBinary,
   toJsonString,
 } from "@bufbuild/protobuf";
-import { Code, ConnectError } from "@connectrpc/connect";
+import type { ConnectError } from "@connectrpc/connect";
 import {
   compressedFlag,
   compressionNegotiate,
@@ -29,7 +29,9 @@ import {
 import * as connect from "@connectrpc/connect/protocol-connect";
 import * as grpcWeb from "@connectrpc/connect/protocol-grpc-web";
 import { byteStream } from "../../edge/byte-stream";
+import { RelayError } from "../../errors";
 import type { BridgeFormat } from "../../protocol/formats";
+import { toConnectError } from "./errors";
 
 /** The protocol and codec of one streaming call. */
 export interface StreamProtocol {
@@ -76,7 +78,7 @@ export function checkCallHeaders(p: StreamProtocol, headers: Headers): { timeout
 async function* refuseCompressed(envelopes: AsyncIterable<EnvelopedMessage>): AsyncIterable<EnvelopedMessage> {
   for await (const e of envelopes) {
     if (e.flags & compressedFlag) {
-      throw new ConnectError("compressed message, but no compression was negotiated", Code.InvalidArgument);
+      throw new RelayError("invalid_argument", "compressed message, but no compression was negotiated");
     }
     yield e;
   }
@@ -93,11 +95,11 @@ function inputSerialization<D extends DescMessage>(schema: D, binary: boolean): 
       try {
         return binary ? fromBinary(schema, data) : fromJsonString(schema, text.decode(data));
       } catch (e) {
-        throw new ConnectError(`malformed ${schema.typeName}: ${(e as Error).message}`, Code.InvalidArgument);
+        throw new RelayError("invalid_argument", `malformed ${schema.typeName}: ${(e as Error).message}`);
       }
     },
     serialize() {
-      throw new ConnectError("request messages are only read", Code.Internal);
+      throw new RelayError("internal", "request messages are only read");
     },
   };
 }
@@ -160,7 +162,7 @@ export function streamResponse(
     try {
       error = await body(out.write, ac.signal);
     } catch (e) {
-      error = ConnectError.from(e);
+      error = toConnectError(e);
     }
     requestSignal.removeEventListener("abort", stop);
     if (!ac.signal.aborted) await out.write(endOfStream(p, error));

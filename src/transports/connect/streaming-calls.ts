@@ -6,7 +6,7 @@
  *   subscription's socket. Needs a full-duplex stream (HTTP/2; HTTP/1.1 only by setting).
  */
 import { create, type MessageInitShape } from "@bufbuild/protobuf";
-import { Code, ConnectError } from "@connectrpc/connect";
+import type { ConnectError } from "@connectrpc/connect";
 import { createAsyncIterable } from "@connectrpc/connect/protocol";
 import { readBody } from "../../edge/body";
 import type { Env } from "../../edge/env";
@@ -64,7 +64,7 @@ function withDeadline(
   return { signal: ac.signal, expired: () => expired };
 }
 
-const deadlineError = () => new ConnectError("the call's deadline passed", Code.DeadlineExceeded);
+const deadlineError = () => toConnectError(new RelayError("deadline_exceeded", "the call's deadline passed"));
 
 export async function subscribeCall(req: Request, env: Env, settings: Settings, p: StreamProtocol): Promise<Response> {
   let sub: RoomSubscription;
@@ -82,7 +82,7 @@ export async function subscribeCall(req: Request, env: Env, settings: Settings, 
     )) {
       all.push(m);
     }
-    if (all.length !== 1) throw new ConnectError("Subscribe takes exactly one request message", Code.InvalidArgument);
+    if (all.length !== 1) throw new RelayError("invalid_argument", "Subscribe takes exactly one request message");
     const request = all[0];
     const name = parseRoomName(request.room);
     room = name;
