@@ -10,10 +10,11 @@ export function isSendableCloseCode(code: number): boolean {
 
 /**
  * The code to answer a peer's close frame with: its own code when it may be sent, 1000 when the
- * peer sent none (1005), and 1002 (protocol error) for a code no endpoint may send.
+ * peer sent none (1005), and 1002 (protocol error) for a code no endpoint may send (1006 too: a
+ * peer that sent it broke the protocol, and one whose connection broke hears no answer anyway).
  */
 export function closeReplyCode(received: number): number {
-  if (received === 1005 || received === 1006) return 1000;
+  if (received === 1005) return 1000;
   return isSendableCloseCode(received) ? received : 1002;
 }
 

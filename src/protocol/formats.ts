@@ -164,7 +164,12 @@ export function decodeClientFrame(format: Format, data: string | ArrayBuffer): C
       frame = fromBinary(ClientFrameSchema, new Uint8Array(data));
     }
   } catch (e) {
-    throw new RelayError("invalid_argument", `malformed frame: ${(e as Error).message}`);
+    // protobuf-es refuses a string with a lone surrogate as "invalid UTF8": the rules' own code.
+    const message = (e as Error).message;
+    throw new RelayError(
+      /invalid UTF-?8/i.test(message) ? "invalid_encoding" : "invalid_argument",
+      `malformed frame: ${message}`,
+    );
   }
   switch (frame.frame.case) {
     case "publish":

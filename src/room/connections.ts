@@ -47,13 +47,16 @@ export class Connections {
     return this.#ctx.getWebSockets(format);
   }
 
-  /** How many sockets are open. */
+  /** How many sockets the room holds, closing ones included (they still hold what was sent to them). */
   count(): number {
     return this.#ctx.getWebSockets().length;
   }
 
-  /** Every open socket's attachment. */
+  /** The attachment of every open socket (one the room is closing, e.g. as too slow, is gone already). */
   attachments(): Attachment[] {
-    return this.#ctx.getWebSockets().map((ws) => this.get(ws));
+    return this.#ctx
+      .getWebSockets()
+      .filter((ws) => ws.readyState === WebSocket.OPEN)
+      .map((ws) => this.get(ws));
   }
 }

@@ -185,7 +185,7 @@ export class Room extends DurableObject<Vars> {
     let bytes = 0;
     let hasMore = false;
     for (const row of this.#log.iterate(since, now, n + 1)) {
-      bytes += row.text.length + 256;
+      bytes += utf8Length(row.text) + 256;
       if (events.length === n || (events.length > 0 && bytes > this.#settings.replayMaxBytes)) {
         hasMore = true;
         break;

@@ -1,7 +1,7 @@
 /** Starts one `wrangler dev` for the whole e2e project; tests read its URL with `inject("baseUrl")`. */
 import type {} from "vitest";
 import type { TestProject } from "vitest/node";
-import { startDevServer } from "./dev-server";
+import { startDevServer } from "../../tools/dev-server";
 
 declare module "vitest" {
   export interface ProvidedContext {

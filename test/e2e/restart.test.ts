@@ -7,6 +7,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, expect, it } from "vitest";
+import { type DevServer, READY_TIMEOUT_MS, startDevServer } from "../../tools/dev-server";
 import {
   type ChatEventJson,
   getJson,
@@ -19,7 +20,6 @@ import {
   waitFor,
   wsUrl,
 } from "./clients";
-import { type DevServer, READY_TIMEOUT_MS, startDevServer } from "./dev-server";
 
 const persistTo = mkdtempSync(join(tmpdir(), "relay-restart-"));
 const servers: DevServer[] = [];
@@ -81,7 +81,9 @@ it("loses nothing across a server restart", { timeout: 2 * READY_TIMEOUT_MS + 30
   const subscribed = sse.events.filter((e) => e.type === "subscribed").map((e) => e.data);
   expect(subscribed).toHaveLength(2);
   expect(subscribed.map((e) => e.epoch)).toEqual([epoch, epoch]);
-  expect(subscribed[1]).toMatchObject({ firstSeq: "1", lastSeq: expect.stringMatching(/^[3-5]$/) });
+  // The second connection resumed after 3, its Last-Event-ID, which `subscribed` says as resumeAfter (and its id).
+  expect(subscribed[1]).toMatchObject({ firstSeq: "1", lastSeq: expect.stringMatching(/^[3-5]$/), resumeAfter: "3" });
+  expect(sse.events.filter((e) => e.type === "subscribed").map((e) => e.lastEventId)).toEqual(["0", "3"]);
   expect(sse.events.filter((e) => e.type === "gap")).toEqual([]);
 
   // The history has all five, in the same epoch.

@@ -1,13 +1,14 @@
 /**
- * Starts and stops a real `wrangler dev` for end-to-end tests. The server runs in its own process
- * group (wrangler spawns esbuild and two workerd processes), so stopping it signals the whole group
- * and leaves nothing behind. Processes are only ever signalled by the group id we created.
+ * Starts and stops a real `wrangler dev`, for the end-to-end tests (test/e2e) and the benchmark
+ * (bench). The server runs in its own process group (wrangler spawns esbuild and two workerd
+ * processes), so stopping it signals the whole group and leaves nothing behind. Processes are only
+ * ever signalled by the group id we created.
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
 export interface DevServerOptions {
@@ -30,7 +31,17 @@ export interface DevServer {
   stop(): Promise<void>;
 }
 
-const ROOT = fileURLToPath(new URL("../..", import.meta.url));
+/**
+ * The repository root: the nearest directory above this module that holds package.json. Found by
+ * walking up, not by a fixed `..`, because this file also runs bundled into bench/.out/main.mjs.
+ */
+const ROOT = (() => {
+  const start = dirname(fileURLToPath(import.meta.url));
+  for (let dir = start; ; dir = dirname(dir)) {
+    if (existsSync(join(dir, "package.json"))) return dir;
+    if (dirname(dir) === dir) throw new Error(`no package.json above ${start}`);
+  }
+})();
 /** Callers' hook and test timeouts must exceed this, so that a failed start always stops its process. */
 export const READY_TIMEOUT_MS = 60_000;
 const STOP_GRACE_MS = 5_000;
