@@ -1,45 +1,10 @@
 /**
- * Request bodies, read or refused so that the connection they came on stays usable.
- *
- * What was measured (wrangler 4.86.0 / workerd 1.20260426.1, `wrangler dev`, a Node keep-alive
- * client sending a refused POST, then a POST from another client, then a POST on the refused
- * one's connection, 20 tries per case). The client's connection goes to wrangler's proxy Worker,
- * which forwards each request over a pool of keep-alive connections to the Worker:
- *
- * - A body read to its end before the response is returned keeps every connection healthy:
- *   20/20 for 100 B to 32 MiB, Content-Length or chunked (32 MiB drained in 0.4-1.1 s).
- * - Any byte left unread when the response goes breaks a pooled connection: a body cancelled
- *   (even 100 B), read in part (with or without `releaseLock()` + `cancel()`; a for-await loop
- *   left by `break`/`throw` is the same), or locked by a reader that never read. Then:
- *   - up to ~4 MB left (the proxy had sent it all): the NEXT request the proxy forwards, from any
- *     client, gets 503 "Your worker restarted mid-request" (up to 20/20 for 16 KB-1 MB left);
- *   - more left (the proxy was still sending): the refused request itself gets that 503, or a
- *     reset, instead of its answer; other clients are unaffected.
- *   Neither a `Connection: close` header on the answer nor reading the rest in `ctx.waitUntil`
- *   after answering helps (5 MB: the refused request got 503/reset 17/20).
- * - A body never touched is fine under `wrangler dev` only because wrangler wraps the Worker in a
- *   middleware that reads it to its end after the handler returns, before the response leaves
- *   (unbounded: a trickling body holds the answer). With it off
- *   (WRANGLER_DISABLE_REQUEST_BODY_DRAINING=true) an untouched body breaks like a cancelled one
- *   (70 KB: 18/20): workerd itself does not drain it. The middleware cannot drain a body locked by
- *   a reader; it logs "Failed to drain the unused request body. TypeError: This ReadableStream is
- *   currently locked to a reader." That is what `@connectrpc/connect`'s
- *   `universalServerRequestFromFetch` leaves when Connect refuses a call without reading it (it
- *   takes a reader at once). Nothing here can drain a body whose reader someone else holds:
- *   refuse such calls before handing the request on, or hand on a buffered copy.
- * - A body that trickles in (a byte every 1-2 s), cancelled at a deadline and answered 408: the
- *   client gets the 408 at the deadline. If it then aborts, or keeps sending (the connection is
- *   then closed by the server), every next request succeeds (20/20). If it ends its body at once
- *   after the answer, the next request of ANOTHER client gets the proxy's 503 in 4-8 of 20 tries,
- *   whether the body was cancelled or left with a read pending, or read on after answering: no
- *   server-side cure was found for that one. The answer's status matters to the proxy: a 400 sent
- *   while the body still arrives reached the client as the proxy's 503 (10/10), a 408, 413, 415 or
- *   200 as sent.
- *
- * Hence the rule: read every body to its end before answering, bounded in bytes and in time; only
+ * Request bodies, read or refused so that the connection they came on stays usable. The rule,
+ * from what was measured under `wrangler dev` (docs/runtime-notes.md, "Request bodies and
+ * keep-alive"): read every body to its end before answering, bounded in bytes and in time; only
  * past those bounds cancel it (the one client that sent too much, or too slowly, loses its
- * connection), and never answer while a reader holds a body half read. On Cloudflare's edge there
- * is no proxy Worker; draining there only costs the time to read what the client sends anyway.
+ * connection); never answer while a reader holds a body half read. A byte left unread breaks a
+ * pooled keep-alive connection, and the next request of ANY client on it gets a 503.
  */
 import { RelayError } from "../errors";
 
@@ -130,13 +95,12 @@ async function finish(reader: ReadableStreamDefaultReader<Uint8Array>, ending: E
 /**
  * Reads `req`'s body, at most `maxBytes` of it, within `timeoutMs`.
  *
- * On refusal it first does what keeps the connection usable (see the notes at the top of this
- * file): a body over `maxBytes` is still read to its end and dropped, up to `drainMaxBytes` and
+ * On refusal it first does what keeps the connection usable: a body over `maxBytes` is still read to its end and dropped, up to `drainMaxBytes` and
  * within the same deadline, so the client gets its 413 on a connection it can reuse; only a body
  * declared or found larger than `drainMaxBytes`, or still arriving at the deadline, is cancelled
  * (that client loses its connection; under `wrangler dev` another client's next request can still
  * get the proxy's 503 if a few MB or less were left, or if a trickling client ends its body right
- * after the answer: see the notes at the top). Either way the lock is released before it throws.
+ * after the answer). Either way the lock is released before it throws.
  *
  * @returns the body; an empty array when there is none.
  * @throws RelayError `too_large` (413) for a body over `maxBytes`; `deadline_exceeded` (408) for
