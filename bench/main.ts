@@ -3,19 +3,24 @@
  * under workerd without the inspector, and writes bench/results/{latest.json,latest.md,chart.svg}
  * and the table in the README. `--quick`: a short smoke run (fewer subscribers, one repetition).
  */
+import { writeFileSync } from "node:fs";
 import { cpus, totalmem } from "node:os";
-import { type BenchServer, type Runtime, startServer, type Target } from "./lib/servers";
+import { type BenchServer, RELAY_VARS, type Runtime, startServer, type Target } from "./lib/servers";
 import { type Summary, summarize, summarizeRuns } from "./lib/stats";
 import { type BenchResults, markdown, writeReport } from "./report";
 import { type FanoutResult, fanout, type SubscriberTransport } from "./workloads/fanout";
 import { idle } from "./workloads/idle";
+import { memoryLevels } from "./workloads/memory";
 import { type PublishResult, type PublishTransport, publishThroughput } from "./workloads/publish";
 import { fillRoom, resumeSeconds } from "./workloads/resume";
+import { type PausedTransport, slowConsumer } from "./workloads/slow-consumer";
 import { bundleSize, devStartSeconds } from "./workloads/startup";
 
 const quick = process.argv.includes("--quick");
 // `--only=fanout,publish` and `--runtime=workerd` narrow a run (for trying a change); such a run
-// prints its table and writes nothing.
+// prints its table and writes nothing (but the file named by `--json=<file>`). Workloads: fanout,
+// mixed, bridged, publish, resume, memory (memory levels off, and slow consumers), slow-consumer
+// (only the latter), idle, startup.
 const arg = (name: string) => process.argv.find((a) => a.startsWith(`--${name}=`))?.split("=")[1];
 const only = arg("only")?.split(",");
 const want = (workload: string) => !only || only.includes(workload);
@@ -32,6 +37,11 @@ const cfg = quick
       resumeEvents: 2000,
       idleConnections: 50,
       idleWaitMs: 13_000,
+      memoryMessages: 40_000,
+      memoryStep: 10_000,
+      memoryRestMs: 5000,
+      slowMessages: 2000,
+      slowMessageBytes: 32 * 1024,
     }
   : {
       relayEventBytes: 278,
@@ -42,17 +52,39 @@ const cfg = quick
       resumeEvents: 10_000,
       idleConnections: 300,
       idleWaitMs: 15_000,
+      memoryMessages: 100_000,
+      memoryStep: 10_000,
+      memoryRestMs: 15_000,
+      slowMessages: 6000,
+      slowMessageBytes: 32 * 1024,
     };
 const runtimes: Runtime[] = arg("runtime") ? [arg("runtime") as Runtime] : ["workerd", "wrangler-dev"];
 const log = (...a: unknown[]) => console.log(`[bench ${new Date().toISOString().slice(11, 19)}]`, ...a);
 
-async function withServer<T>(target: Target, runtime: Runtime, fn: (s: BenchServer) => Promise<T>): Promise<T> {
-  const s = await startServer(target, runtime);
+async function withServer<T>(
+  target: Target,
+  runtime: Runtime,
+  fn: (s: BenchServer) => Promise<T>,
+  vars = RELAY_VARS,
+): Promise<T> {
+  const s = await startServer(target, runtime, vars);
   try {
     return await fn(s);
   } finally {
     await s.stop();
   }
+}
+
+/**
+ * Runs a one-shot workload again, once, when its sockets were dropped under it: the local runtime
+ * reloads when a file its bundle was built from changes (src/, or node_modules/ while tests run),
+ * which ends every connection and leaves a fresh process behind.
+ */
+async function retryInterrupted<T extends { interrupted?: string }>(name: string, run: () => Promise<T>): Promise<T> {
+  const first = await run();
+  if (first.interrupted === undefined) return first;
+  log(`${name}: interrupted (${first.interrupted}); once more`);
+  return run();
 }
 
 async function repeat<T>(n: number, fn: () => Promise<T>): Promise<T[]> {
@@ -78,6 +110,8 @@ const results: BenchResults = {
   publish: {},
   resume: {},
   idle: [],
+  memory: {},
+  slowConsumer: {},
   startup: { devStartSeconds: summarize([]), bundle: { rawKiB: 0, gzipKiB: 0 } },
 };
 
@@ -161,9 +195,7 @@ for (const runtime of runtimes) {
       for (let i = 0; i < cfg.reps; i++) {
         for (const t of ["websocket", "sse", "connect"] as SubscriberTransport[]) {
           log(`bridged fan-out ${t} ${runtime}, ${cfg.subscribers} subscribers, run ${i + 1}/${cfg.reps}`);
-          runs[t].push(
-            (await fanout(s, { ...cfg, transports: [t], window: 10, protocol: "relay.v1.json" })).result,
-          );
+          runs[t].push((await fanout(s, { ...cfg, transports: [t], window: 10, protocol: "relay.v1.json" })).result);
         }
       }
       for (const [t, r] of Object.entries(runs)) results.bridged[`${t}/${runtime}`] = summarizeRuns(r);
@@ -207,6 +239,49 @@ for (const runtime of runtimes) {
       }
     });
   }
+
+  // 4b. Memory: a room's memory levels off however many messages pass through it (one publisher,
+  // one subscriber, 1 KiB messages), each on a fresh server so that nothing else is in its memory.
+  if (want("memory")) {
+    log(`memory ${runtime}: ${cfg.memoryMessages} messages of 1 KiB`);
+    results.memory[runtime] = await retryInterrupted(`memory ${runtime}`, () =>
+      withServer("relay", runtime, (s) =>
+        memoryLevels(s, {
+          messages: cfg.memoryMessages,
+          messageBytes: 1024,
+          step: cfg.memoryStep,
+          window: 32,
+          restMs: cfg.memoryRestMs,
+          timeoutMs: 10 * 60_000,
+        }),
+      ),
+    );
+  }
+
+  // 4c. Slow consumer: a subscriber that stops reading (a paused WebSocket, an unread SSE body)
+  // beside a reading one. With the relay's own slow-consumer settings (wrangler.toml), not the
+  // bench's larger STREAM_MAX_QUEUED_EVENTS, so that the relay treats them as it treats users'.
+  if (want("memory") || want("slow-consumer")) {
+    const { STREAM_MAX_QUEUED_EVENTS: _, ...vars } = RELAY_VARS;
+    for (const paused of ["websocket", "sse"] as PausedTransport[]) {
+      log(`slow consumer ${runtime}: paused ${paused}, ${cfg.slowMessages} messages of ${cfg.slowMessageBytes} bytes`);
+      results.slowConsumer[`${paused}/${runtime}`] = await retryInterrupted(`slow consumer ${runtime}`, () =>
+        withServer(
+          "relay",
+          runtime,
+          (s) =>
+            slowConsumer(s, paused, {
+              messages: cfg.slowMessages,
+              messageBytes: cfg.slowMessageBytes,
+              window: 32,
+              timeoutMs: 5 * 60_000,
+              drainMs: 60_000,
+            }),
+          vars,
+        ),
+      );
+    }
+  }
 }
 
 // 5. Idle connections and eviction, under wrangler dev (what users run).
@@ -223,6 +298,9 @@ if (want("startup")) {
 
 if (only || arg("runtime")) {
   console.log(markdown(results));
+  // `--json=<file>`: such a run's figures as JSON too (bench/results/ is left alone).
+  const json = arg("json");
+  if (json) writeFileSync(json, `${JSON.stringify(results, null, 2)}\n`);
   process.exit(0);
 }
 writeReport(results);

@@ -2,6 +2,8 @@
 import { readFileSync, writeFileSync } from "node:fs";
 import type { Summary } from "./lib/stats";
 import type { IdleResult } from "./workloads/idle";
+import { levelsOff, type MemoryResult } from "./workloads/memory";
+import type { SlowConsumerResult } from "./workloads/slow-consumer";
 
 type Figures = Record<string, Summary>;
 
@@ -20,6 +22,10 @@ export interface BenchResults {
   /** `${transport}/${runtime}` → seconds. */
   resume: Record<string, Summary>;
   idle: IdleResult[];
+  /** runtime → a room's memory while messages pass through it. */
+  memory: Record<string, MemoryResult>;
+  /** `${paused transport}/${runtime}` → a subscriber that stops reading. */
+  slowConsumer: Record<string, SlowConsumerResult>;
   startup: { devStartSeconds: Summary; bundle: { rawKiB: number; gzipKiB: number } };
 }
 
@@ -45,6 +51,11 @@ export function markdown(r: BenchResults): string {
     "",
   );
   for (const rt of RUNTIMES) {
+    // A run of a few workloads (`--only`) leaves out what it did not measure.
+    const measured = [r.fanout, r.mixed, r.bridged, r.publish, r.resume].some((o) =>
+      Object.keys(o).some((k) => k === rt || k.endsWith(`/${rt}`)),
+    );
+    if (!measured) continue;
     const relay = r.fanout[`relay/${rt}`];
     const floor = r.fanout[`floor/${rt}`];
     const sized = r.fanout[`floor-sized/${rt}`];
@@ -103,18 +114,22 @@ export function markdown(r: BenchResults): string {
       "",
     );
   }
-  out.push(
-    "**Idle and hibernation** (wrangler dev)",
-    "",
-    "| subscribers | KiB per idle connection (workerd RSS) | room evicted with only them attached |",
-    "|---|---|---|",
-  );
+  if (r.idle.length > 0) {
+    out.push(
+      "**Idle and hibernation** (wrangler dev)",
+      "",
+      "| subscribers | KiB per idle connection (workerd RSS) | room evicted with only them attached |",
+      "|---|---|---|",
+    );
+  }
   for (const i of r.idle) {
     out.push(
       `| ${i.connections} × ${i.transport} | ${num(i.kibPerConnection)} | ${i.evicted ? "yes ✅" : "no ❌"} (after ${i.waitedSeconds} s) |`,
     );
   }
+  out.push(...memoryTable(r), ...slowConsumerTable(r));
   const b = r.startup.bundle;
+  if (r.startup.devStartSeconds.runs.length === 0 && b.rawKiB === 0) return out.join("\n");
   out.push(
     "",
     "**Start and size**",
@@ -125,6 +140,114 @@ export function markdown(r: BenchResults): string {
     `| deploy bundle (\`wrangler deploy --dry-run --minify\`) | ${num(b.rawKiB)} KiB raw, ${num(b.gzipKiB)} KiB gzip | ${b.rawKiB <= 200 ? "✅" : "❌"} ≤ 200 KiB raw |`,
   );
   return out.join("\n");
+}
+
+/** Where the log stops growing (the bench's HISTORY_MAX_COUNT): the memory table's knee. */
+const MEMORY_KNEE = 20_000;
+const mib = (x: number) => num(x);
+/** A count: an integer, with thousands separators. */
+const int = (x: number) => (Number.isFinite(x) ? Math.round(x).toLocaleString("en-US") : "—");
+const signed = (x: number) => `${x >= 0 ? "+" : "−"}${num(Math.abs(x))}`;
+
+/** Messages published so far → workerd RSS, one column per runtime, and whether it levels off. */
+function memoryTable(r: BenchResults): string[] {
+  const rts = RUNTIMES.filter((rt) => r.memory?.[rt]);
+  if (rts.length === 0) return [];
+  const any = r.memory[rts[0]];
+  const kib = any.messageBytes / 1024;
+  const out = [
+    "",
+    `**Memory** (one room, one publisher with 32 in flight, one subscriber, both WebSocket \`relay.v1.json\`; ${int(any.messages)} messages of ${int(kib)} KiB; one run)`,
+    "",
+    "Resident memory of the workerd processes (MiB), read when the subscriber has every message published so far; the room keeps the newest 20,000 events, so its log stops growing at 20,000.",
+    "",
+    `| messages published | ${rts.map((rt) => (rt === "wrangler-dev" ? "wrangler dev" : rt)).join(" | ")} |`,
+    `|---|${rts.map(() => "---|").join("")}`,
+  ];
+  const points = [...new Set(rts.flatMap((rt) => r.memory[rt].samples.map((s) => s.published)))].sort((a, b) => a - b);
+  for (const p of points) {
+    const cells = rts.map((rt) => {
+      const s = r.memory[rt].samples.find((x) => x.published === p);
+      return s ? mib(s.rssMiB) : "—";
+    });
+    out.push(`| ${int(p)} | ${cells.join(" | ")} |`);
+  }
+  out.push(
+    `| after a rest (${[...new Set(rts.map((rt) => `${r.memory[rt].restSeconds} s`))].join(", ")}; sockets open) | ${rts.map((rt) => mib(r.memory[rt].rest.rssMiB)).join(" | ")} |`,
+    `| growth 0 → ${int(MEMORY_KNEE)} | ${rts
+      .map((rt) => {
+        const l = levelsOff(r.memory[rt], MEMORY_KNEE);
+        return l ? signed(l.early) : "—";
+      })
+      .join(" | ")} |`,
+    `| growth ${int(MEMORY_KNEE)} → last (levels off: ≤ ¼ of the growth 0 → ${int(MEMORY_KNEE)}, or ≤ 32 MiB) | ${rts
+      .map((rt) => {
+        const l = levelsOff(r.memory[rt], MEMORY_KNEE);
+        const m = r.memory[rt];
+        if (l) return `${signed(l.late)} ${l.ok ? "✅" : "❌"}`;
+        const why = m.closedByRelay ?? m.interrupted;
+        const at = m.samples[m.samples.length - 1]?.published ?? 0;
+        return `— (run stopped after ${int(at)}${why ? `: ${why}` : ""})`;
+      })
+      .join(" | ")} |`,
+    `| growth over the second half (the end's slope) | ${rts
+      .map((rt) => {
+        const m = r.memory[rt];
+        const last = m.samples[m.samples.length - 1];
+        const mid = m.samples.find((s) => s.published >= last.published / 2);
+        return mid && last.published > mid.published
+          ? `${signed(last.rssMiB - mid.rssMiB)} (${int(mid.published)} → ${int(last.published)})`
+          : "—";
+      })
+      .join(" | ")} |`,
+    `| subscriber got / lost / duplicated | ${rts
+      .map((rt) => {
+        const m = r.memory[rt];
+        const last = m.samples[m.samples.length - 1]?.published ?? 0;
+        return `${int(m.delivered)} / ${int(last - m.errors - m.delivered)} / ${int(m.duplicated)}`;
+      })
+      .join(" | ")} |`,
+  );
+  return out;
+}
+
+/** A subscriber that stops reading: memory growth, and whether the relay let it go. */
+function slowConsumerTable(r: BenchResults): string[] {
+  const rows = Object.entries(r.slowConsumer ?? {});
+  if (rows.length === 0) return [];
+  const any = rows[0][1];
+  const backlogMiB = (any.messages * any.messageBytes) / 2 ** 20;
+  const out = [
+    "",
+    `**Slow consumer** (one reading and one paused subscriber; ${int(any.messages)} messages of ${int(any.messageBytes / 1024)} KiB = ${num(backlogMiB)} MiB published, at most 32 ahead of the reader; the relay's own slow-consumer settings from wrangler.toml; one run)`,
+    "",
+    "| runtime | paused subscriber | workerd RSS growth, MiB (peak) | dropped by the room | what the paused client got when it read again | the reading subscriber | RSS 10 s after the paused one left, vs before |",
+    "|---|---|---|---|---|---|---|",
+  ];
+  for (const [key, x] of rows) {
+    const rt = key.split("/")[1];
+    const growth = x.after.rssMiB - x.before.rssMiB;
+    const dropped = x.droppedByRoom
+      ? `yes ✅ (after ${int(x.droppedAtMessage ?? 0)} messages, ${num(x.droppedAfterSeconds ?? 0)} s)`
+      : x.completed
+        ? "no ❌"
+        : `not by ${int(x.after.published)} messages (the run stopped)`;
+    const reader = x.completed
+      ? `got all ${int(x.readerDelivered)} ✅`
+      : `${x.closedByRelay ?? x.interrupted ?? "publishing timed out"} after ${int(x.readerDelivered)} messages${x.closedByRelay ? " ❌" : ""}`;
+    const end =
+      x.paused === "websocket"
+        ? x.pausedEnd === "none"
+          ? "no close"
+          : `close ${x.pausedEnd}`
+        : x.pausedEnd === "none"
+          ? "stream open"
+          : `stream ended${x.disconnect ? ` (disconnect: ${x.disconnect})` : ""}`;
+    out.push(
+      `| ${rt === "wrangler-dev" ? "wrangler dev" : rt} | ${x.paused === "websocket" ? "WebSocket (TCP socket paused)" : "SSE (body not read)"} | ${signed(growth)} (${signed(x.peak.rssMiB - x.before.rssMiB)}) | ${dropped} | ${int(x.pausedDelivered)} messages, ${end} | ${reader} | ${signed(x.released.rssMiB - x.before.rssMiB)} |`,
+    );
+  }
+  return out;
 }
 
 /** Bars of deliveries/s and p99 per workload, one group per runtime. */

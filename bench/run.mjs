@@ -5,7 +5,8 @@ import { pathToFileURL } from "node:url";
 import { build } from "esbuild";
 
 // Two levels below the repository root, like the sources, so paths relative to them still hold.
-// Nothing here may reach the internet: no metrics, no fetch of Request.cf (../shared/TOOLCHAIN.md).
+// Nothing here may reach the internet: wrangler would otherwise send usage metrics and download the
+// data it fills Request.cf with, and this machine has no internet access (both are switched off).
 process.env.WRANGLER_SEND_METRICS = "false";
 process.env.CLOUDFLARE_CF_FETCH_ENABLED = "false";
 

@@ -66,6 +66,14 @@ export function workerdRssBytes(): number {
     .reduce((sum, p) => sum + p.rssBytes, 0);
 }
 
+/** Resident memory of each workerd process, in bytes, largest first. */
+export function workerdProcessesRss(): { pid: number; rssBytes: number }[] {
+  return descendants()
+    .filter((p) => p.name.startsWith("workerd"))
+    .map((p) => ({ pid: p.pid, rssBytes: p.rssBytes }))
+    .sort((a, b) => b.rssBytes - a.rssBytes);
+}
+
 /** CPU seconds used so far by this process (the load generator). */
 export function loadCpuSeconds(): number {
   const u = process.cpuUsage();

@@ -3,13 +3,14 @@
  * - "wrangler-dev": `wrangler dev` as users run it (a separate process group; every socket goes
  *   through two workerd processes and streamed chunks are reported to the inspector);
  * - "workerd": wrangler's `unstable_startWorker` with the inspector off, inside this process's
- *   children: closer to the runtime's own cost (../shared/TOOLCHAIN.md, fan-out costs).
+ *   children: closer to the runtime's own cost (no inspector, so a figure leaves out what the dev
+ *   tooling adds per socket and per streamed chunk).
  */
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { unstable_startWorker } from "wrangler";
-import { freePort, startDevServer } from "../../test/e2e/dev-server";
+import { freePort, startDevServer } from "../../tools/dev-server";
 
 export type Runtime = "wrangler-dev" | "workerd";
 export type Target = "relay" | "floor";

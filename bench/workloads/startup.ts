@@ -4,7 +4,7 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { gzipSync } from "node:zlib";
-import { startDevServer } from "../../test/e2e/dev-server";
+import { startDevServer } from "../../tools/dev-server";
 
 /** Seconds from spawning `wrangler dev` to its first 200 on /healthz. */
 export async function devStartSeconds(): Promise<number> {
