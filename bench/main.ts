@@ -259,10 +259,9 @@ for (const runtime of runtimes) {
   }
 
   // 4c. Slow consumer: a subscriber that stops reading (a paused WebSocket, an unread SSE body)
-  // beside a reading one. With the relay's own slow-consumer settings (wrangler.toml), not the
-  // bench's larger STREAM_MAX_QUEUED_EVENTS, so that the relay treats them as it treats users'.
+  // beside a reading one, with the relay's own slow-consumer settings (wrangler.toml).
   if (want("memory") || want("slow-consumer")) {
-    const { STREAM_MAX_QUEUED_EVENTS: _, ...vars } = RELAY_VARS;
+    const vars = RELAY_VARS;
     for (const paused of ["websocket", "sse"] as PausedTransport[]) {
       log(`slow consumer ${runtime}: paused ${paused}, ${cfg.slowMessages} messages of ${cfg.slowMessageBytes} bytes`);
       results.slowConsumer[`${paused}/${runtime}`] = await retryInterrupted(`slow consumer ${runtime}`, () =>
@@ -274,6 +273,7 @@ for (const runtime of runtimes) {
               messages: cfg.slowMessages,
               messageBytes: cfg.slowMessageBytes,
               window: 32,
+              ratePerSecond: 200,
               timeoutMs: 5 * 60_000,
               drainMs: 60_000,
             }),

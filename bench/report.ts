@@ -219,7 +219,7 @@ function slowConsumerTable(r: BenchResults): string[] {
   const backlogMiB = (any.messages * any.messageBytes) / 2 ** 20;
   const out = [
     "",
-    `**Slow consumer** (one reading and one paused subscriber; ${int(any.messages)} messages of ${int(any.messageBytes / 1024)} KiB = ${num(backlogMiB)} MiB published, at most 32 ahead of the reader; the relay's own slow-consumer settings from wrangler.toml; one run)`,
+    `**Slow consumer** (one reading and one paused subscriber; ${int(any.messages)} messages of ${int(any.messageBytes / 1024)} KiB = ${num(backlogMiB)} MiB published at 200 a second, at most 32 ahead of the reader; the relay's own slow-consumer settings from wrangler.toml; one run)`,
     "",
     "| runtime | paused subscriber | workerd RSS growth, MiB (peak) | dropped by the room | what the paused client got when it read again | the reading subscriber | RSS 10 s after the paused one left, vs before |",
     "|---|---|---|---|---|---|---|",

@@ -27,7 +27,6 @@ export const RELAY_VARS: Record<string, string> = {
   PUBLISH_RATE_PER_SECOND: "0",
   HISTORY_MAX_COUNT: "20000",
   MAX_CONNECTIONS_PER_ROOM: "5000",
-  STREAM_MAX_QUEUED_EVENTS: "100000",
 };
 
 const CONFIG: Record<Target, string> = { relay: "wrangler.toml", floor: "bench/floor/wrangler.toml" };

@@ -3,7 +3,7 @@
  * bound. One room with a reading subscriber (WebSocket `relay.v1.json`) and a paused one: a
  * WebSocket `relay.v1.json` whose TCP socket is paused (`ws._socket.pause()`), or an SSE stream
  * whose response body is not read (node:http, response paused). One publisher sends `messages`
- * texts of `messageBytes`, at most `window` ahead of the reading subscriber. Measured: the workerd processes' resident memory before, at its peak and
+ * texts of `messageBytes` at a steady rate, at most `window` ahead of the reading subscriber. Measured: the workerd processes' resident memory before, at its peak and
  * after; whether the room dropped the paused subscriber (its connection count, polled while
  * publishing); then the paused client reads again and we see what reached it (every message, or
  * part and a close code / the end of the stream); and the memory once it has gone.
@@ -53,6 +53,12 @@ export interface SlowConsumerOptions {
   messages: number;
   messageBytes: number;
   window: number;
+  /**
+   * Publishes per second at most. A steady rate, not a flood: under the local runtimes a flood on
+   * one socket holds up the frames other sockets send (docs/runtime-notes.md), the reader's
+   * confirmations included, and that is not what this measures.
+   */
+  ratePerSecond: number;
   /** Bound on publishing; the paused client's catch-up is bounded by `drainMs`. */
   timeoutMs: number;
   drainMs: number;
@@ -180,7 +186,10 @@ export async function slowConsumer(
     let droppedAfterSeconds: number | undefined;
     const t0 = performance.now();
     const deadline = Date.now() + o.timeoutMs;
-    publisher.publishUpTo(o.messages);
+    const pace = setInterval(() => {
+      const due = Math.ceil(((performance.now() - t0) / 1000) * o.ratePerSecond);
+      publisher.publishUpTo(Math.min(o.messages, due));
+    }, 20);
     const all = () => {
       const c = publisher.counts();
       return c.acked + c.errors >= o.messages && readerDelivered >= c.acked;
@@ -200,6 +209,7 @@ export async function slowConsumer(
       }
       await sleep(500);
     }
+    clearInterval(pace);
     const publishSeconds = (performance.now() - t0) / 1000;
     await sleep(2000);
     const after = sampleRss(publisher.counts().acked);

@@ -1,7 +1,7 @@
 /**
  * The one slow-consumer policy, for every subscriber on every transport: a subscriber may leave
- * at most `maxBehind` bytes unconfirmed; past that it is closed as too slow (4003) and resumes
- * from its last offset, so the room never holds an unbounded backlog for it.
+ * only so much unconfirmed; past that it is closed as too slow (4003) and resumes from its last
+ * offset, so the room never holds an unbounded backlog for it.
  *
  * workerd has no `WebSocket.bufferedAmount` (cloudflare/workerd#988): a `send()` queues in the
  * process without bound and without telling how far the reader is. So reading is confirmed from
@@ -10,6 +10,12 @@
  * bridge of an SSE or Connect stream answers once its client's stream has taken every byte before
  * the ping). Plain-mode clients cannot answer pings: any frame they send confirms what was sent
  * before it (an empty frame publishes nothing).
+ *
+ * The bound, in bytes: a subscriber more than `maxBehind` behind is closed once a ping has waited
+ * `graceMs` for its answer, and one more than twice that behind is closed at once. The grace is
+ * for confirmations that arrive late through no fault of the reader: under `wrangler dev`, a
+ * reader's frames can wait in the local proxy while another socket floods the room (measured:
+ * pongs processed in bursts, several MB late; docs/runtime-notes.md).
  *
  * Kept in memory only: after hibernation a socket starts over at zero unconfirmed bytes, which
  * is right, since a hibernated room has had nothing to send.
@@ -22,8 +28,8 @@ interface State {
   confirmed: number;
   /** `sent` at which the next ping is due. */
   nextPing: number;
-  /** Pings not yet answered: their ids and the bytes sent before each. */
-  pings: { id: number; at: number }[];
+  /** Pings not yet answered: their ids, the bytes sent before each, and when each was sent. */
+  pings: { id: number; at: number; sentAtMs: number }[];
   /** Past the bound: the socket is being closed, nothing more is sent. */
   cut: boolean;
 }
@@ -35,13 +41,16 @@ interface State {
 export type Verdict = { ok: true; ping?: number } | { ok: false; first: boolean };
 
 /** Pings outstanding at most: more than this many unanswered means far more than maxBehind unread. */
-const MAX_PINGS = 16;
+const MAX_PINGS = 24;
 
 export class Flow {
   readonly #state = new WeakMap<WebSocket, State>();
   readonly #pingEvery: number;
 
-  constructor(readonly maxBehind: number) {
+  constructor(
+    readonly maxBehind: number,
+    readonly graceMs = 2000,
+  ) {
     this.#pingEvery = Math.max(1, Math.floor(maxBehind / 8));
   }
 
@@ -54,10 +63,10 @@ export class Flow {
     return s;
   }
 
-  /** Accounts a frame of `bytes` about to be sent to `ws`; `canPing` is false for plain mode. */
-  send(ws: WebSocket, bytes: number, canPing: boolean): Verdict {
+  /** Accounts a frame of `bytes` about to be sent to `ws` at `nowMs`; `canPing` is false for plain mode. */
+  send(ws: WebSocket, bytes: number, canPing: boolean, nowMs = Date.now()): Verdict {
     const s = this.#of(ws);
-    if (s.cut || s.sent + bytes - s.confirmed > this.maxBehind) {
+    if (s.cut || this.#tooFar(s, s.sent + bytes - s.confirmed, canPing, nowMs)) {
       const first = !s.cut;
       s.cut = true;
       return { ok: false, first };
@@ -66,8 +75,18 @@ export class Flow {
     if (!canPing || s.sent < s.nextPing || s.pings.length >= MAX_PINGS) return { ok: true };
     s.nextPing = s.sent + this.#pingEvery;
     const id = crypto.getRandomValues(new Uint32Array(1))[0];
-    s.pings.push({ id, at: s.sent });
+    s.pings.push({ id, at: s.sent, sentAtMs: nowMs });
     return { ok: true, ping: id };
+  }
+
+  #tooFar(s: State, behind: number, canPing: boolean, nowMs: number): boolean {
+    if (behind <= this.maxBehind) return false;
+    if (behind > 2 * this.maxBehind) return true;
+    // Over the bound: too far once the oldest unanswered ping has had its grace. Plain mode has
+    // none (there is no answer to wait for); with no ping out yet, this send is followed by one.
+    if (!canPing) return true;
+    const oldest = s.pings[0];
+    return oldest !== undefined && nowMs - oldest.sentAtMs >= this.graceMs;
   }
 
   /** A pong: confirms the bytes before the ping it answers (unknown ids are ignored). */

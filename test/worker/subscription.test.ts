@@ -90,7 +90,8 @@ describe("one slow-consumer bound (SUBSCRIBER_MAX_BEHIND_BYTES) on every transpo
 
   it("closes a bridge whose client reads nothing once it is too far behind (before the stall check)", async () => {
     const res = await SELF.fetch(`${base}/rooms/slow-sse/sse`);
-    await publishMany("slow-sse", 80, 1024);
+    // Over twice the bound at once: closed without waiting for the ping's grace.
+    await publishMany("slow-sse", 160, 1024);
     for (let i = 0; i < 20 && (await stats("slow-sse")).slowDisconnects === "0"; i++) await sleep(50);
     const s = await stats("slow-sse");
     expect(s.slowDisconnects).toBe("1");
