@@ -69,18 +69,29 @@ export class RoomSubscription {
   run(sink: SubscriptionSink, signal: AbortSignal): Promise<Disconnect | undefined> {
     const ws = this.#ws;
     const heartbeatMs = this.#settings.heartbeatMs;
-    let last: Promise<unknown> = Promise.resolve();
-    let pending = 0;
     let lastWriteAt = Date.now();
     let lastProgressAt = Date.now();
-    const write = (bytes: Uint8Array) => {
-      pending++;
-      lastWriteAt = Date.now();
-      last = sink.write(bytes).finally(() => {
-        pending--;
+    // One write at a time: frames that arrive while one is under way are joined into the next,
+    // so a client that is slower than the room gets fewer, larger writes.
+    let writing = false;
+    const waiting: Uint8Array[] = [];
+    const drainers: (() => void)[] = [];
+    const start = (bytes: Uint8Array) => {
+      writing = true;
+      sink.write(bytes).then(() => {
         lastProgressAt = Date.now();
+        if (waiting.length > 0) return start(join(waiting.splice(0)));
+        writing = false;
+        for (const done of drainers.splice(0)) done();
       });
     };
+    const write = (bytes: Uint8Array) => {
+      lastWriteAt = Date.now();
+      if (writing) waiting.push(bytes);
+      else start(bytes);
+    };
+    /** Resolves once the client has taken everything written so far. */
+    const drained = () => (writing ? new Promise<void>((resolve) => drainers.push(resolve)) : Promise.resolve());
     return new Promise<Disconnect | undefined>((resolve) => {
       let ended = false;
       let timer: ReturnType<typeof setInterval> | undefined;
@@ -94,7 +105,7 @@ export class RoomSubscription {
         // as a heartbeat interval: a client that takes nothing meanwhile is not waited for).
         if (!flushFirst) return resolve(why);
         const stop = new Promise((r) => setTimeout(r, heartbeatMs));
-        Promise.race([last, stop]).then(() => resolve(why));
+        Promise.race([drained(), stop]).then(() => resolve(why));
       };
       const onAbort = () => end(undefined, false);
       ws.addEventListener("message", (m) => {
@@ -105,7 +116,7 @@ export class RoomSubscription {
         const frame = fromJsonString(ServerFrameSchema, m.data as string);
         if (frame.frame.case === "ping") {
           const id = Number(frame.frame.value.id);
-          last.then(() => {
+          drained().then(() => {
             if (!ended) ws.send(encodeClientFrame({ pong: id }));
           });
         } else if (frame.frame.case === "error") {
@@ -122,11 +133,23 @@ export class RoomSubscription {
       // not keep it from hibernating.
       timer = setInterval(() => {
         const now = Date.now();
-        if (pending > 0 && now - lastProgressAt >= heartbeatMs) {
+        if (writing && now - lastProgressAt >= heartbeatMs) {
           return end(disconnect("too_slow", `the client took nothing for ${heartbeatMs / 1000} s`), false);
         }
         if (now - lastWriteAt >= heartbeatMs) write(sink.heartbeat());
       }, heartbeatMs);
     });
   }
+}
+
+/** Byte arrays as one. */
+function join(parts: Uint8Array[]): Uint8Array {
+  if (parts.length === 1) return parts[0];
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.byteLength, 0));
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.byteLength;
+  }
+  return out;
 }
