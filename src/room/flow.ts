@@ -32,13 +32,16 @@ interface State {
   pings: { id: number; at: number; sentAtMs: number }[];
   /** Past the bound: the socket is being closed, nothing more is sent. */
   cut: boolean;
+  /** Over the bound within a ping's grace: the room checks again when the grace is over. */
+  watched: boolean;
 }
 
 /**
- * What a send means for a socket: go ahead (and ping with this id), or don't: it is too far
- * behind (`first` the first time, when it is to be closed).
+ * What a send means for a socket: go ahead (and ping with this id; and, with `recheck`, check it
+ * again after that many ms, since it is over the bound within a ping's grace), or don't: it is
+ * too far behind (`first` the first time, when it is to be closed).
  */
-export type Verdict = { ok: true; ping?: number } | { ok: false; first: boolean };
+export type Verdict = { ok: true; ping?: number; recheckMs?: number } | { ok: false; first: boolean };
 
 /** Pings outstanding at most: more than this many unanswered means far more than maxBehind unread. */
 const MAX_PINGS = 24;
@@ -57,7 +60,7 @@ export class Flow {
   #of(ws: WebSocket): State {
     let s = this.#state.get(ws);
     if (!s) {
-      s = { sent: 0, confirmed: 0, nextPing: this.#pingEvery, pings: [], cut: false };
+      s = { sent: 0, confirmed: 0, nextPing: this.#pingEvery, pings: [], cut: false, watched: false };
       this.#state.set(ws, s);
     }
     return s;
@@ -72,11 +75,32 @@ export class Flow {
       return { ok: false, first };
     }
     s.sent += bytes;
-    if (!canPing || s.sent < s.nextPing || s.pings.length >= MAX_PINGS) return { ok: true };
+    // Over the bound, within the grace: nothing may be sent for a while, so the room must come
+    // back to it (once per stretch over the bound).
+    let recheckMs: number | undefined;
+    if (s.sent - s.confirmed > this.maxBehind && !s.watched) {
+      s.watched = true;
+      recheckMs = this.graceMs;
+    }
+    if (!canPing || s.sent < s.nextPing || s.pings.length >= MAX_PINGS) return { ok: true, recheckMs };
     s.nextPing = s.sent + this.#pingEvery;
     const id = crypto.getRandomValues(new Uint32Array(1))[0];
     s.pings.push({ id, at: s.sent, sentAtMs: nowMs });
-    return { ok: true, ping: id };
+    return { ok: true, ping: id, recheckMs };
+  }
+
+  /** Whether `ws` is now too far behind, with nothing more to send (a recheck after the grace). */
+  check(ws: WebSocket, canPing: boolean, nowMs = Date.now()): Verdict {
+    const s = this.#state.get(ws);
+    if (!s || s.cut) return s ? { ok: false, first: false } : { ok: true };
+    const behind = s.sent - s.confirmed;
+    if (this.#tooFar(s, behind, canPing, nowMs)) {
+      s.cut = true;
+      return { ok: false, first: true };
+    }
+    // Still over the bound (a later ping's grace is not over): check again then.
+    s.watched = behind > this.maxBehind;
+    return { ok: true, recheckMs: s.watched ? this.graceMs : undefined };
   }
 
   #tooFar(s: State, behind: number, canPing: boolean, nowMs: number): boolean {
@@ -96,6 +120,7 @@ export class Flow {
     if (!s || i === -1) return;
     s.confirmed = Math.max(s.confirmed, s.pings[i].at);
     s.pings.splice(0, i + 1);
+    if (s.sent - s.confirmed <= this.maxBehind) s.watched = false;
   }
 
   /** Confirms everything sent so far (a plain-mode client's frame). */

@@ -28,7 +28,7 @@ import { type PublishInput, parsePublish, utf8Length } from "../protocol/rules";
 import { readSettings, type Settings, type Vars } from "../settings";
 import { Batch } from "./batch";
 import { type Attachment, Connections } from "./connections";
-import { Flow } from "./flow";
+import { Flow, type Verdict } from "./flow";
 import { RoomLog, type StoredEvent } from "./log";
 import { opening } from "./opening";
 import { RateLimiter } from "./rate-limit";
@@ -318,14 +318,29 @@ export class Room extends DurableObject<Vars> {
   /** Sends a frame within the subscriber's flow-control bound (flow.ts); past it, closes it as too slow. */
   #deliver(ws: WebSocket, format: Format, frame: Frame): void {
     const v = this.#flow.send(ws, frameSize(frame), format !== "plain");
-    if (!v.ok) {
-      if (!v.first) return;
-      this.#slowDisconnects++;
-      this.#close(ws, "too_slow", `more than ${this.#flow.maxBehind} bytes unread: resume after the last seq received`);
-      return;
-    }
+    if (!this.#verdict(ws, format, v)) return;
     send(ws, frame);
-    if (v.ping !== undefined) send(ws, encodePing(format, v.ping) as Frame);
+    if (v.ok && v.ping !== undefined) send(ws, encodePing(format, v.ping) as Frame);
+  }
+
+  /** Acts on a flow-control verdict: closes a subscriber too far behind; true when sending may go on. */
+  #verdict(ws: WebSocket, format: Format, v: Verdict): boolean {
+    if (!v.ok) {
+      if (v.first) {
+        this.#slowDisconnects++;
+        this.#close(
+          ws,
+          "too_slow",
+          `more than ${this.#flow.maxBehind} bytes unread: resume after the last seq received`,
+        );
+      }
+      return false;
+    }
+    // Over the bound within its grace: if the room has nothing more to send, it must still come back.
+    if (v.recheckMs !== undefined) {
+      setTimeout(() => this.#verdict(ws, format, this.#flow.check(ws, format !== "plain")), v.recheckMs);
+    }
+    return true;
   }
 
   #close(ws: WebSocket, code: ErrorCode, reason: string): void {

@@ -22,6 +22,17 @@ describe("Flow", () => {
     expect(flow.send(ws, 1, true, T + 2000)).toEqual({ ok: false, first: false });
   });
 
+  it("asks to be checked again when a subscriber goes over the bound, and cuts it then if nothing was confirmed", () => {
+    const flow = new Flow(800, 2000);
+    const ws = socket();
+    expect(flow.send(ws, 500, true, T)).toMatchObject({ ok: true, ping: expect.any(Number) });
+    // Over the bound: the room has to come back after the grace, even if it sends nothing more.
+    expect(flow.send(ws, 500, true, T)).toMatchObject({ ok: true, recheckMs: 2000 });
+    expect(flow.check(ws, true, T + 1000)).toEqual({ ok: true, recheckMs: 2000 });
+    expect(flow.check(ws, true, T + 2000)).toEqual({ ok: false, first: true });
+    expect(flow.check(ws, true, T + 3000)).toEqual({ ok: false, first: false });
+  });
+
   it("closes a subscriber twice the bound behind at once, grace or not", () => {
     const flow = new Flow(800, 2000);
     const ws = socket();
