@@ -364,7 +364,7 @@ function readQuery(q: URLSearchParams): SubscribeQuery {
   const format = q.get("format");
   return {
     room: q.get("room") ?? "",
-    via: q.get("via") ?? "websocket",
+    via: q.get("via") ?? "unknown",
     user: q.get("user") ?? undefined,
     since: since === null ? undefined : Number(since),
     epoch: q.get("epoch") ?? undefined,

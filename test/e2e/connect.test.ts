@@ -1,15 +1,13 @@
 /**
  * What only Connect-RPC promises (everything shared by the transports is in behaviour/): the unary
- * History and Presence methods over connect-node (Connect JSON and binary, gRPC-Web), `buf curl`
- * (Connect, gRPC-Web), and full-duplex Chat over HTTP/1.1 (enabled for this suite's server with
- * CHAT_HTTP1_FULL_DUPLEX=true).
+ * History and Presence methods over connect-node (Connect JSON and binary, gRPC-Web) and `buf curl`
+ * (Connect, gRPC-Web). Chat is in chat.test.ts.
  */
 import { spawn } from "node:child_process";
-import type { MessageInitShape } from "@bufbuild/protobuf";
-import { type Client, Code, ConnectError, createClient } from "@connectrpc/connect";
+import { type Client, createClient } from "@connectrpc/connect";
 import { afterEach, describe, expect, inject, it } from "vitest";
-import { type ChatEvent, type ChatMessageSchema, ChatService } from "../../src/gen/relay/v1/relay_pb";
-import { connectTransports, publishJson, StreamRecorder, sleep, uniqueRoom, waitFor } from "./clients";
+import { type ChatEvent, ChatService } from "../../src/gen/relay/v1/relay_pb";
+import { connectTransports, publishJson, StreamRecorder, uniqueRoom, waitFor } from "./clients";
 
 const baseUrl = inject("baseUrl");
 const transports = connectTransports(baseUrl);
@@ -130,60 +128,4 @@ describe("buf curl", () => {
       expect(out.indexOf('"text": "via buf"')).toBeLessThan(out.indexOf('"text": "live via http"'));
     });
   }
-});
-
-describe("Chat, full duplex over HTTP/1.1", () => {
-  const client = createClient(ChatService, transports["connect-json"]);
-
-  it("streams events back while the client is still sending; a refused message is an error event", async () => {
-    const room = uniqueRoom("chat");
-    let joined = () => {};
-    const subscribed = new Promise<void>((r) => {
-      joined = r;
-    });
-    let finish = () => {};
-    const finished = new Promise<void>((r) => {
-      finish = r;
-    });
-    async function* messages(): AsyncGenerator<MessageInitShape<typeof ChatMessageSchema>> {
-      yield { room, user: "ann", message: "" };
-      // Full duplex: the server's first event arrives before the client sends anything else.
-      await subscribed;
-      yield { message: "hello", id: "c-1" };
-      yield { message: "bad id", id: "has spaces" };
-      yield { message: "still here" };
-      await finished;
-    }
-    const chat = record((signal) => client.chat(messages(), { signal }));
-    await waitFor("subscribed", () => chat.events[0]?.kind === "subscribed");
-    joined();
-    await chat.waitMessages(2);
-    expect(chat.messages().map((e) => [e.seq, e.user, e.text])).toEqual([
-      ["1", "ann", "hello"],
-      ["2", "ann", "still here"],
-    ]);
-    expect(chat.events.find((e) => e.kind === "error")).toMatchObject({ reason: "invalid_argument" });
-    finish();
-    await chat.stop();
-    expect(chat.error).toBeUndefined();
-  });
-
-  it("ends the call with resource_exhausted for an oversized message, as a WebSocket closes with 1009", async () => {
-    const room = uniqueRoom("chat-big");
-    async function* messages(): AsyncGenerator<MessageInitShape<typeof ChatMessageSchema>> {
-      yield { room, message: "before" };
-      await waitFor("echo", () => chat.messages().length >= 1);
-      yield { message: "x".repeat(65_537) };
-      await sleep(3000);
-    }
-    const chat = record((signal) => client.chat(messages(), { signal }));
-    await waitFor(
-      "the call to end",
-      () => chat.error,
-      5000,
-      () => chat.events,
-    );
-    expect(ConnectError.from(chat.error).code).toBe(Code.ResourceExhausted);
-    expect(chat.messages().map((e) => e.text)).toEqual(["before"]);
-  });
 });

@@ -10,11 +10,10 @@ declare module "vitest" {
 }
 
 export default async function setup({ provide }: TestProject): Promise<() => Promise<void>> {
-  // Chat full duplex over HTTP/1.1 is off by default (README); the suite tests it switched on. A 1 s
-  // heartbeat lets the presence test see a vanished SSE client noticed at the next write. A small
+  // Default settings but for these: a 1 s heartbeat lets the presence test see a vanished SSE client noticed at the next write. A small
   // replay limit (16 KiB) lets a test resume a long log in parts.
   const server = await startDevServer({
-    vars: { CHAT_HTTP1_FULL_DUPLEX: "true", HEARTBEAT_SECONDS: "1", REPLAY_MAX_BYTES: "16384" },
+    vars: { HEARTBEAT_SECONDS: "1", REPLAY_MAX_BYTES: "16384" },
   });
   provide("baseUrl", server.baseUrl);
   return async () => {
