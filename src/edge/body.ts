@@ -7,6 +7,7 @@
  * pooled keep-alive connection, and the next request of ANY client on it gets a 503.
  */
 import { RelayError } from "../errors";
+import { joinBytes } from "./byte-stream";
 
 /**
  * Bytes of a refused body still read (and dropped) so its connection stays reusable, whatever
@@ -139,14 +140,7 @@ export async function readBody(req: Request, o: ReadBodyOptions): Promise<Uint8A
     );
   }
   if (ending === "error") throw new RelayError("invalid_argument", "request body broken off before its end");
-  if (chunks.length === 1) return chunks[0];
-  const all = new Uint8Array(size);
-  let at = 0;
-  for (const c of chunks) {
-    all.set(c, at);
-    at += c.byteLength;
-  }
-  return all;
+  return chunks.length === 0 ? new Uint8Array(0) : joinBytes(chunks);
 }
 
 /**

@@ -12,9 +12,7 @@ export interface ByteStream {
   write(bytes: Uint8Array): Promise<void>;
   /** Ends the body. */
   close(): Promise<void>;
-  /** True once the client has gone (a write failed, or the body was cancelled). */
-  readonly closed: boolean;
-  /** Fires once the client has gone. */
+  /** Fires once the client has gone (a write failed, or the body was cancelled). */
   readonly gone: AbortSignal;
 }
 
@@ -36,9 +34,18 @@ export function byteStream(): ByteStream {
       closed = true;
       await writer.close().catch(() => {});
     },
-    get closed() {
-      return closed;
-    },
     gone: gone.signal,
   };
+}
+
+/** Byte arrays as one (the one array itself when there is only one). */
+export function joinBytes(parts: Uint8Array[]): Uint8Array {
+  if (parts.length === 1) return parts[0];
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.byteLength, 0));
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.byteLength;
+  }
+  return out;
 }

@@ -17,6 +17,7 @@ import { ServerFrameSchema } from "../gen/relay/v1/relay_pb";
 import { closeSocket } from "../protocol/close";
 import { type BridgeFormat, encodeClientFrame } from "../protocol/formats";
 import type { Settings } from "../settings";
+import { joinBytes } from "./byte-stream";
 import type { Env } from "./env";
 import { openBridge, type SubscribeRequest } from "./room-client";
 
@@ -80,7 +81,7 @@ export class RoomSubscription {
       writing = true;
       sink.write(bytes).then(() => {
         lastProgressAt = Date.now();
-        if (waiting.length > 0) return start(join(waiting.splice(0)));
+        if (waiting.length > 0) return start(joinBytes(waiting.splice(0)));
         writing = false;
         for (const done of drainers.splice(0)) done();
       });
@@ -140,16 +141,4 @@ export class RoomSubscription {
       }, heartbeatMs);
     });
   }
-}
-
-/** Byte arrays as one. */
-function join(parts: Uint8Array[]): Uint8Array {
-  if (parts.length === 1) return parts[0];
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.byteLength, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.byteLength;
-  }
-  return out;
 }

@@ -10,37 +10,33 @@
  */
 import { type DescMessage, fromBinary } from "@bufbuild/protobuf";
 import type { ConnectError } from "@connectrpc/connect";
-import { compressedFlag, encodeEnvelope } from "@connectrpc/connect/protocol";
+import { compressedFlag } from "@connectrpc/connect/protocol";
 import * as connect from "@connectrpc/connect/protocol-connect";
 import * as grpcWeb from "@connectrpc/connect/protocol-grpc-web";
 import { discardBody, readBody } from "../../edge/body";
 import { RelayError } from "../../errors";
 import { toConnectError } from "./errors";
 
-type Protocol = "connect-unary" | "connect-stream" | "grpc-web";
+type Protocol = "connect-unary" | "grpc-web";
 
-/** The protocol of a content type and whether it is binary; undefined for anything else (Connect answers 415). */
+/**
+ * The protocol of a unary call's content type and whether it is binary; undefined for anything
+ * else, a streaming content type included (Connect answers those with 415).
+ */
 function protocolOf(contentType: string | null): { protocol: Protocol; binary: boolean } | undefined {
   const c = connect.parseContentType(contentType);
-  if (c) return { protocol: c.stream ? "connect-stream" : "connect-unary", binary: c.binary };
+  if (c && !c.stream) return { protocol: "connect-unary", binary: c.binary };
   const g = grpcWeb.parseContentType(contentType);
   if (g && !g.text) return { protocol: "grpc-web", binary: g.binary };
   return undefined;
 }
 
 function errorResponse(protocol: Protocol, contentType: string, err: ConnectError): Response {
-  switch (protocol) {
-    case "connect-unary":
-      return Response.json(connect.errorToJson(err, undefined), { status: connect.codeToHttpStatus(err.code) });
-    case "connect-stream": {
-      const json = new TextEncoder().encode(JSON.stringify(connect.endStreamToJson(new Headers(), err, undefined)));
-      return new Response(encodeEnvelope(connect.endStreamFlag, json), { headers: { "Content-Type": contentType } });
-    }
-    case "grpc-web":
-      return new Response(null, {
-        headers: grpcWeb.setTrailerStatus(new Headers({ "Content-Type": contentType }), err),
-      });
+  if (protocol === "connect-unary") {
+    return Response.json(connect.errorToJson(err, undefined), { status: connect.codeToHttpStatus(err.code) });
   }
+  // gRPC-Web: trailers-only, the status in the headers.
+  return new Response(null, { headers: grpcWeb.setTrailerStatus(new Headers({ "Content-Type": contentType }), err) });
 }
 
 /** The payload of an enveloped body (5-byte head), or throws for one that is truncated or compressed. */
