@@ -6,10 +6,10 @@
  */
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import { type Client, Code, ConnectError, createClient } from "@connectrpc/connect";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { type ChatEvent, type ChatMessageSchema, ChatService } from "../../src/gen/relay/v1/relay_pb";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type ChatMessageSchema, ChatService } from "../../src/gen/relay/v1/relay_pb";
 import { type DevServer, READY_TIMEOUT_MS, startDevServer } from "../../tools/dev-server";
-import { connectTransports, StreamRecorder, sleep, uniqueRoom, waitFor } from "./clients";
+import { connectTransports, sleep, streamRecorders, uniqueRoom, waitFor } from "./clients";
 
 let server: DevServer;
 beforeAll(async () => {
@@ -19,17 +19,8 @@ afterAll(async () => {
   await server?.stop();
 });
 
-const cleanups: (() => unknown)[] = [];
-afterEach(async () => {
-  for (const c of cleanups.splice(0)) await c();
-});
-
-/** A running Chat call that records its events until stopped. */
-function record(open: (signal: AbortSignal) => AsyncIterable<ChatEvent>): StreamRecorder {
-  const r = new StreamRecorder(open);
-  cleanups.push(() => r.stop());
-  return r;
-}
+/** Records a running call's events; stopped after each test. */
+const record = streamRecorders();
 
 describe("Chat, full duplex over HTTP/1.1", () => {
   let client: Client<typeof ChatService>;

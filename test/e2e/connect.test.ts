@@ -5,24 +5,15 @@
  */
 import { spawn } from "node:child_process";
 import { type Client, createClient } from "@connectrpc/connect";
-import { afterEach, describe, expect, inject, it } from "vitest";
-import { type ChatEvent, ChatService } from "../../src/gen/relay/v1/relay_pb";
-import { connectTransports, publishJson, StreamRecorder, uniqueRoom, waitFor } from "./clients";
+import { describe, expect, inject, it } from "vitest";
+import { ChatService } from "../../src/gen/relay/v1/relay_pb";
+import { connectTransports, publishJson, streamRecorders, uniqueRoom, waitFor } from "./clients";
 
 const baseUrl = inject("baseUrl");
 const transports = connectTransports(baseUrl);
 
-const cleanups: (() => unknown)[] = [];
-afterEach(async () => {
-  for (const c of cleanups.splice(0)) await c();
-});
-
-/** A running Subscribe (or Chat) call that records its events until stopped. */
-function record(open: (signal: AbortSignal) => AsyncIterable<ChatEvent>): StreamRecorder {
-  const r = new StreamRecorder(open);
-  cleanups.push(() => r.stop());
-  return r;
-}
+/** Records a running call's events; stopped after each test. */
+const record = streamRecorders();
 
 /** Runs `buf curl` in its own process group; stops it (the whole group) once `until(stdout)` or at `ms`. */
 function bufCurl(

@@ -1,6 +1,7 @@
 /** connect-node transports (Connect JSON, Connect binary, gRPC-Web) and a recorder for their server streams. */
 import { ConnectError, type Transport } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
+import { afterEach } from "vitest";
 import type { ChatEvent } from "../../../src/gen/relay/v1/relay_pb";
 import { type ChatEventJson, eventToJson } from "./json";
 import { deferred, waitFor, within } from "./wait";
@@ -85,4 +86,20 @@ export class StreamRecorder {
     this.#ac.abort();
     await within(this.done, 5000, "the stream to stop");
   }
+}
+
+/**
+ * A function that starts recording a stream (Subscribe, Chat) and stops every stream it started
+ * after each test of the file that calls this.
+ */
+export function streamRecorders(): (open: (signal: AbortSignal) => AsyncIterable<ChatEvent>) => StreamRecorder {
+  const running: StreamRecorder[] = [];
+  afterEach(async () => {
+    for (const r of running.splice(0)) await r.stop();
+  });
+  return (open) => {
+    const r = new StreamRecorder(open);
+    running.push(r);
+    return r;
+  };
 }
