@@ -20,6 +20,13 @@ export default defineConfig({
                 ALLOWED_ORIGINS: "https://app.example",
                 REPLAY_MAX_BYTES: "2048",
                 SUBSCRIBER_MAX_BEHIND_BYTES: "65536",
+                // An open relay, as `npm start` gives (its .dev.vars), without the per-user limits
+                // (every test client is one address); test/worker/auth.test.ts tests tokens.
+                ANONYMOUS_ACCESS: "publish",
+                USER_PUBLISH_RATE_PER_SECOND: "0",
+                MAX_CONNECTIONS_PER_USER: "100000",
+                LIMIT_ANONYMOUS_NEW_ROOMS: "false",
+                RELAY_JWT_SECRET: "worker-test-secret",
               },
             },
           }),

@@ -4,6 +4,7 @@
 //   src/transports/<name>/      one folder per transport; never another transport's folder
 //   src/edge/                   the Worker-side seam: room client, subscription, env, bodies
 //   src/room/                   the Room Durable Object
+//   src/auth/                   tokens, rights, the caller as the room sees it
 //   src/protocol/               events, formats, rules, close codes
 //   src/settings.ts, src/errors.ts, src/gen/
 import { readdirSync, readFileSync } from "node:fs";
@@ -14,6 +15,7 @@ const LAYERS = [
   (f) => f.startsWith("transports/"),
   (f) => f.startsWith("edge/"),
   (f) => f.startsWith("room/"),
+  (f) => f.startsWith("auth/"),
   (f) => f.startsWith("protocol/"),
   (f) => f === "settings.ts" || f === "errors.ts" || f.startsWith("gen/"),
 ];

@@ -18,12 +18,15 @@ export type ErrorCode =
   | "upgrade_required"
   | "not_found"
   | "unauthenticated"
+  | "token_expired"
   | "permission_denied"
+  | "too_many_connections"
   | "deadline_exceeded"
   | "internal"
   | "replay_paused"
   | "too_slow"
-  | "going_away";
+  | "going_away"
+  | "removed";
 
 /** A Connect error code, as Connect writes it on the wire (`codeFromString` turns it into `Code`). */
 export type ConnectCodeName =
@@ -32,7 +35,9 @@ export type ConnectCodeName =
   | "failed_precondition"
   | "not_found"
   | "unauthenticated"
+  | "token_expired"
   | "permission_denied"
+  | "too_many_connections"
   | "deadline_exceeded"
   | "internal"
   | "unavailable";
@@ -62,9 +67,14 @@ export const CODES: Record<ErrorCode, CodeRendering> = {
   room_full: { http: 503, connect: "resource_exhausted", close: 4000, reconnect: true },
   upgrade_required: { http: 426, connect: "failed_precondition", close: 4501, reconnect: false },
   not_found: { http: 404, connect: "not_found", close: 4504, reconnect: false },
-  unauthenticated: { http: 401, connect: "unauthenticated", close: 4401, reconnect: false },
-  /** 1008 Policy Violation (an origin that may not connect). */
+  /** No token where one is needed, or one that fails (signature, algorithm, form, `nbf`, unknown key). */
+  unauthenticated: { http: 401, connect: "unauthenticated", close: 4540, reconnect: false },
+  /** The token's `exp` passed: on connecting, or while connected. Reconnect with a fresh token. */
+  token_expired: { http: 401, connect: "unauthenticated", close: 4440, reconnect: true },
+  /** 1008 Policy Violation: a valid token without the right, or an origin that may not call. */
   permission_denied: { http: 403, connect: "permission_denied", close: 1008, reconnect: false },
+  /** The user has MAX_CONNECTIONS_PER_USER connections in the room already. */
+  too_many_connections: { http: 429, connect: "resource_exhausted", close: 4004, reconnect: true },
   /** A request body that did not arrive in BODY_TIMEOUT_SECONDS. */
   deadline_exceeded: { http: 408, connect: "deadline_exceeded", close: 4008, reconnect: true },
   /** 1011 Internal Error. */
@@ -75,6 +85,8 @@ export const CODES: Record<ErrorCode, CodeRendering> = {
   too_slow: { http: 429, connect: "resource_exhausted", close: 4003, reconnect: true },
   /** The room's object went away (restart, deploy, eviction of a stream): resume. */
   going_away: { http: 503, connect: "unavailable", close: 1001, reconnect: true },
+  /** An admin ended this user's connections (POST /rooms/:room/disconnect). */
+  removed: { http: 403, connect: "permission_denied", close: 4509, reconnect: false },
 };
 
 /** An error with a code from {@link ErrorCode}; its message is safe to show to clients. */

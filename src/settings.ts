@@ -19,7 +19,18 @@ export interface Vars {
   BODY_TIMEOUT_SECONDS?: string;
   ALLOWED_ORIGINS?: string;
   CHAT_HTTP1_FULL_DUPLEX?: string;
+  /** A secret (`wrangler secret put`), never in wrangler.toml. */
+  RELAY_JWT_SECRET?: string;
+  RELAY_JWKS_URL?: string;
+  JWKS_CACHE_SECONDS?: string;
+  ANONYMOUS_ACCESS?: string;
+  USER_PUBLISH_RATE_PER_SECOND?: string;
+  MAX_CONNECTIONS_PER_USER?: string;
+  LIMIT_ANONYMOUS_NEW_ROOMS?: string;
 }
+
+/** What a request without a token may do (docs/auth.md). */
+export type AnonymousAccess = "none" | "subscribe" | "publish";
 
 /** The settings, parsed once from {@link Vars}. Defaults match wrangler.toml. */
 export interface Settings {
@@ -47,6 +58,19 @@ export interface Settings {
   /** Exact origins allowed besides the relay's own; ["*"] only when configured so. */
   allowedOrigins: string[];
   chatHttp1FullDuplex: boolean;
+  /** HS256 key; empty: HS256 tokens are refused. */
+  jwtSecret: string;
+  /** JWKS for ES256/RS256; empty: such tokens are refused. */
+  jwksUrl: string;
+  jwksCacheMs: number;
+  /** Unset: "none", so a deployment is never open by accident. */
+  anonymousAccess: AnonymousAccess;
+  /** Publishes per second per user per room, across connections and transports; 0 disables it. */
+  userPublishRatePerSecond: number;
+  /** Open connections per user per room, all transports together. */
+  maxConnectionsPerUser: number;
+  /** Whether anonymous clients' new rooms go through the NEW_ROOMS rate limit. */
+  limitAnonymousNewRooms: boolean;
 }
 
 /** Bytes a frame or body may add around the text (JSON keys, id, user). */
@@ -65,6 +89,21 @@ function bool(name: keyof Vars, value: string | undefined, fallback: boolean): b
   if (value === undefined || value.trim() === "") return fallback;
   if (value === "true" || value === "false") return value === "true";
   throw new Error(`setting ${name}=${JSON.stringify(value)}: want true or false`);
+}
+
+/** An origin of ALLOWED_ORIGINS in its serialised form (`HTTPS://App.Example` is `https://app.example`). */
+function origin(value: string): string {
+  try {
+    const o = new URL(value).origin;
+    if (o !== "null") return o;
+  } catch {}
+  throw new Error(`setting ALLOWED_ORIGINS: ${JSON.stringify(value)} is not an origin like https://app.example`);
+}
+
+function oneOf<T extends string>(name: keyof Vars, value: string | undefined, allowed: readonly T[], fallback: T): T {
+  if (value === undefined || value.trim() === "") return fallback;
+  if ((allowed as readonly string[]).includes(value)) return value as T;
+  throw new Error(`setting ${name}=${JSON.stringify(value)}: want one of ${allowed.join(", ")}`);
 }
 
 function parse(v: Vars): Settings {
@@ -91,8 +130,16 @@ function parse(v: Vars): Settings {
     allowedOrigins: (v.ALLOWED_ORIGINS ?? "")
       .split(",")
       .map((o) => o.trim())
-      .filter(Boolean),
+      .filter(Boolean)
+      .map((o) => (o === "*" ? o : origin(o))),
     chatHttp1FullDuplex: bool("CHAT_HTTP1_FULL_DUPLEX", v.CHAT_HTTP1_FULL_DUPLEX, false),
+    jwtSecret: v.RELAY_JWT_SECRET ?? "",
+    jwksUrl: (v.RELAY_JWKS_URL ?? "").trim(),
+    jwksCacheMs: int("JWKS_CACHE_SECONDS", v.JWKS_CACHE_SECONDS, 300, 1) * 1000,
+    anonymousAccess: oneOf("ANONYMOUS_ACCESS", v.ANONYMOUS_ACCESS, ["none", "subscribe", "publish"], "none"),
+    userPublishRatePerSecond: int("USER_PUBLISH_RATE_PER_SECOND", v.USER_PUBLISH_RATE_PER_SECOND, 20),
+    maxConnectionsPerUser: int("MAX_CONNECTIONS_PER_USER", v.MAX_CONNECTIONS_PER_USER, 20, 1),
+    limitAnonymousNewRooms: bool("LIMIT_ANONYMOUS_NEW_ROOMS", v.LIMIT_ANONYMOUS_NEW_ROOMS, true),
   };
 }
 

@@ -5,7 +5,7 @@
  * ever signalled by the group id we created.
  */
 import { type ChildProcess, spawn } from "node:child_process";
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
@@ -14,8 +14,13 @@ import { fileURLToPath } from "node:url";
 export interface DevServerOptions {
   /** Durable Object storage directory (`--persist-to`); a fresh temp dir (removed on stop) when omitted. */
   persistTo?: string;
-  /** `--var KEY:VALUE` overrides of wrangler.toml [vars]. */
+  /** `--var KEY:VALUE` overrides of wrangler.toml [vars] (over {@link OPEN_VARS} unless `open` is false). */
   vars?: Record<string, string>;
+  /**
+   * true (default): an open relay for tests and benchmarks ({@link OPEN_VARS}). false: wrangler.toml's
+   * vars alone, as `npm run deploy` ships them.
+   */
+  open?: boolean;
   /** HTTP port on 127.0.0.1; a free one when omitted. */
   port?: number;
   /** Another worker's wrangler.toml (the benchmark's floor); the relay's when omitted. */
@@ -60,6 +65,25 @@ export function freePort(): Promise<number> {
     });
   });
 }
+
+/**
+ * An open relay, as `npm start` gives (its .dev.vars), without the abuse limits that would trip over
+ * a test suite whose every client is 127.0.0.1: anyone may publish, no per-user publish rate, no
+ * per-user connection bound, no limit on new rooms. Tests of those limits set them again.
+ */
+export const OPEN_VARS: Record<string, string> = {
+  ANONYMOUS_ACCESS: "publish",
+  USER_PUBLISH_RATE_PER_SECOND: "0",
+  MAX_CONNECTIONS_PER_USER: "100000",
+  LIMIT_ANONYMOUS_NEW_ROOMS: "false",
+};
+
+/** An empty env file (see startDevServer). */
+const EMPTY_ENV_FILE = (() => {
+  const path = join(mkdtempSync(join(tmpdir(), "relay-env-")), "empty.env");
+  writeFileSync(path, "");
+  return path;
+})();
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -118,8 +142,12 @@ export async function startDevServer(opts: DevServerOptions = {}): Promise<DevSe
   const ownDir = opts.persistTo === undefined;
   const persistTo = opts.persistTo ?? mkdtempSync(join(tmpdir(), "relay-e2e-"));
   const args = ["dev", "--port", String(port), "--inspector-port", String(inspectorPort), "--persist-to", persistTo];
+  // Only the vars given here and wrangler.toml's: an empty --env-file keeps a developer's
+  // .dev.vars (made by `npm start`) out of tests and benchmarks.
+  args.push("--env-file", EMPTY_ENV_FILE);
   if (opts.config) args.push("--config", opts.config);
-  for (const [k, v] of Object.entries(opts.vars ?? {})) args.push("--var", `${k}:${v}`);
+  const vars = opts.open === false ? (opts.vars ?? {}) : { ...OPEN_VARS, ...opts.vars };
+  for (const [k, v] of Object.entries(vars)) args.push("--var", `${k}:${v}`);
 
   const child = spawn(join(ROOT, "node_modules/.bin/wrangler"), args, {
     cwd: ROOT,

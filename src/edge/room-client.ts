@@ -1,11 +1,12 @@
 /**
  * The Worker's side of a room: its Durable Object stub, and the one place that turns what a
- * client asked for (a room, a resume point, a name, from any transport) into the room's internal
+ * client asked for (a room, a resume point, who it is, from any transport) into the room's internal
  * subscribe URL, checking every value with the rules of protocol/rules.ts on the way.
  */
+import type { Principal } from "../auth/rights";
 import { RelayError } from "../errors";
 import type { BridgeFormat } from "../protocol/formats";
-import { parseEpoch, parseOffset, parseUser, parseVia, type RoomName } from "../protocol/rules";
+import { parseEpoch, parseOffset, parseVia, type RoomName } from "../protocol/rules";
 import type { Room } from "../room/room";
 import type { Env } from "./env";
 
@@ -19,7 +20,8 @@ export interface SubscribeRequest {
   room: RoomName;
   /** The client-facing transport, reported by presence and stats. */
   via: string;
-  user?: string;
+  /** Who subscribes: admitted by edge/caller.ts. */
+  who: Principal;
   /** The offset to resume after: `?since=`, `Last-Event-ID`, a protobuf uint64. */
   since?: string | bigint;
   /** The epoch `since` belongs to. */
@@ -30,11 +32,9 @@ export interface SubscribeRequest {
 
 /** The internal URL of the room's subscribe endpoint; throws `invalid_argument` for a bad value. */
 export function subscribeUrl(r: SubscribeRequest): string {
-  const q = new URLSearchParams({ room: r.room, via: parseVia(r.via) });
-  const user = parseUser(r.user);
+  const q = new URLSearchParams({ room: r.room, via: parseVia(r.via), who: JSON.stringify(r.who) });
   const since = parseOffset(r.since, "since");
   const epoch = parseEpoch(r.epoch);
-  if (user !== undefined) q.set("user", user);
   if (since !== undefined) q.set("since", String(since));
   if (epoch !== undefined) q.set("epoch", epoch);
   if (r.format) q.set("format", r.format);

@@ -140,10 +140,20 @@ export function encodePing(format: Format, id: number): Frame | undefined {
   return control(format, create(ServerFrameSchema, { frame: { case: "ping", value: { id: BigInt(id) } } }));
 }
 
+/** The answer to a refresh: the connection now lives until `expMs`. */
+export function encodeRefreshed(format: Format, expMs: number): Frame {
+  return control(
+    format,
+    create(ServerFrameSchema, { frame: { case: "refreshed", value: { expiresAtMs: BigInt(expMs) } } }),
+  );
+}
+
 /** What a client frame asks for. */
 export type ClientMessage =
   | { publish: PublishInput }
   | { pong: number }
+  /** A new token for the connection (docs/auth.md). */
+  | { refresh: string }
   /** Plain mode: an empty text frame publishes nothing and confirms what was received. */
   | { receipt: true };
 
@@ -176,8 +186,10 @@ export function decodeClientFrame(format: Format, data: string | ArrayBuffer): C
       return { publish: frame.frame.value };
     case "pong":
       return { pong: Number(frame.frame.value.id) };
+    case "refresh":
+      return { refresh: frame.frame.value.token };
     default:
-      throw new RelayError("invalid_argument", "frame has neither publish nor pong");
+      throw new RelayError("invalid_argument", "frame has none of publish, pong, refresh");
   }
 }
 

@@ -122,10 +122,17 @@ export interface Publish {
   user: string;
 }
 
-/** Checks a publish against the rules; `fallbackUser` names a publisher who gave no name. */
-export function parsePublish(input: PublishInput, maxMessageBytes: number, fallbackUser: string): Publish {
+/**
+ * Checks a publish against the rules. `user` names a publisher who gave no name; when `fixed` (a
+ * token's `sub`), it is the name whatever the client sent.
+ */
+export function parsePublish(
+  input: PublishInput,
+  maxMessageBytes: number,
+  user: { name: string; fixed: boolean },
+): Publish {
   const text = parseText(input.text, maxMessageBytes);
   const id = parseId(input.id);
-  const user = parseUser(input.user) ?? fallbackUser;
-  return { text, id, user };
+  const given = parseUser(input.user);
+  return { text, id, user: user.fixed ? user.name : (given ?? user.name) };
 }

@@ -2,9 +2,11 @@
  * The room's connections: every subscriber, whatever its transport, is a hibernatable WebSocket
  * on the room, and this is the one place that reads the runtime's list of them. Each socket
  * carries an attachment saying who it is (serialized with the socket, so it survives
- * hibernation), and is tagged with its format, so a broadcast finds all sockets of one format
- * without deserializing a single attachment.
+ * hibernation), and is tagged with its format and its caller's key, so a broadcast finds all
+ * sockets of one format, and the connection limit a user's sockets, without deserializing a
+ * single attachment.
  */
+import type { Principal } from "../auth/rights";
 import type { Format } from "../protocol/formats";
 
 /** Serialized with each socket (`serializeAttachment`, 16 KiB max). */
@@ -15,7 +17,12 @@ export interface Attachment {
   via: string;
   format: Format;
   connectedAtMs: number;
+  /** Who it is, as the Worker admitted it: rights, limits key, token expiry. */
+  who: Principal;
 }
+
+/** The tag of a caller's sockets, so counting them reads only theirs ("u:" never starts a format). */
+const userTag = (key: string) => `u:${key}`;
 
 export class Connections {
   readonly #ctx: DurableObjectState;
@@ -27,7 +34,13 @@ export class Connections {
 
   /** Accepts a socket as a hibernatable subscriber and remembers who it is. */
   accept(ws: WebSocket, att: Attachment): void {
-    this.#ctx.acceptWebSocket(ws, [att.format]);
+    this.#ctx.acceptWebSocket(ws, [att.format, userTag(att.who.key)]);
+    ws.serializeAttachment(att);
+    this.#cache.set(ws, att);
+  }
+
+  /** Replaces the attachment of `ws` (a refreshed token). */
+  update(ws: WebSocket, att: Attachment): void {
     ws.serializeAttachment(att);
     this.#cache.set(ws, att);
   }
@@ -52,11 +65,18 @@ export class Connections {
     return this.#ctx.getWebSockets().length;
   }
 
-  /** The attachment of every open socket (one the room is closing, e.g. as too slow, is gone already). */
+  /** Every open socket (one the room is closing, e.g. as too slow, is gone already). */
+  open(): WebSocket[] {
+    return this.#ctx.getWebSockets().filter((ws) => ws.readyState === WebSocket.OPEN);
+  }
+
+  /** The attachment of every open socket. */
   attachments(): Attachment[] {
-    return this.#ctx
-      .getWebSockets()
-      .filter((ws) => ws.readyState === WebSocket.OPEN)
-      .map((ws) => this.get(ws));
+    return this.open().map((ws) => this.get(ws));
+  }
+
+  /** How many open sockets the caller known by `key` holds (MAX_CONNECTIONS_PER_USER). */
+  countOf(key: string): number {
+    return this.#ctx.getWebSockets(userTag(key)).filter((ws) => ws.readyState === WebSocket.OPEN).length;
   }
 }

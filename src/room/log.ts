@@ -4,8 +4,9 @@
  * Offsets (`seq`) are 1, 2, 3, ... per epoch, assigned in write order. Retention (a count and an
  * age) is exact on every read: events past it are invisible at once, and their rows are deleted
  * a few writes later. The newest row is never deleted, so the next offset survives a restart even
- * when every event has expired. Idempotency keys are unique per room for as long as their event
- * is stored.
+ * when every event has expired. Idempotency keys are unique per room and owner (the publisher's
+ * token `sub`; one shared scope for anonymous publishers) for as long as their event is stored:
+ * one user's id can never make another's publish a "retry" of theirs.
  *
  * Only publishers' own ids (`keyed = 1`) are in the unique index: the random UUIDs the room makes
  * for the rest are never looked up, and indexing them cost ~20 µs of CPU per insert-and-commit
@@ -47,13 +48,16 @@ const toEvent = (r: Row): StoredEvent => ({
   text: r.text,
 });
 
-/** The table's layout; version 1 had every id, server-made ones too, in a UNIQUE column. */
-const SCHEMA_VERSION = 2;
+/**
+ * The table's layout. Version 1 had every id, server-made ones too, in a UNIQUE column; version 2
+ * had ids unique per room whoever published them.
+ */
+const SCHEMA_VERSION = 3;
 const CREATE_EVENTS = (table: string) =>
   `CREATE TABLE ${table} (
      seq INTEGER PRIMARY KEY, id TEXT NOT NULL, user TEXT NOT NULL,
-     time_ms INTEGER NOT NULL, text TEXT NOT NULL, keyed INTEGER NOT NULL)`;
-const CREATE_KEY_INDEX = `CREATE UNIQUE INDEX IF NOT EXISTS events_key ON events (id) WHERE keyed = 1`;
+     time_ms INTEGER NOT NULL, text TEXT NOT NULL, keyed INTEGER NOT NULL, owner TEXT NOT NULL DEFAULT '')`;
+const CREATE_KEY_INDEX = `CREATE UNIQUE INDEX IF NOT EXISTS events_owner_key ON events (owner, id) WHERE keyed = 1`;
 
 /**
  * Creates the events table, or brings one of an older layout up to date. Synchronous, so the
@@ -64,12 +68,16 @@ function migrate(sql: SqlStorage, meta: (key: string) => string | undefined): vo
   const version = Number(meta("schema") ?? (exists.length > 0 ? 1 : 0));
   if (version >= SCHEMA_VERSION) return;
   if (version === 0) sql.exec(CREATE_EVENTS("events"));
-  else {
-    // Version 1: keep every row, and every id in the index (any of them may be a client's key).
-    sql.exec(CREATE_EVENTS("events_v2"));
-    sql.exec(`INSERT INTO events_v2 SELECT seq, id, user, time_ms, text, 1 FROM events`);
+  else if (version === 1) {
+    // Keep every row, and every id in the index (any of them may be a client's key).
+    sql.exec(CREATE_EVENTS("events_v3"));
+    sql.exec(`INSERT INTO events_v3 SELECT seq, id, user, time_ms, text, 1, '' FROM events`);
     sql.exec(`DROP TABLE events`);
-    sql.exec(`ALTER TABLE events_v2 RENAME TO events`);
+    sql.exec(`ALTER TABLE events_v3 RENAME TO events`);
+  } else {
+    // Version 2: the ids stored so far stay in the shared (anonymous) scope.
+    sql.exec(`ALTER TABLE events ADD COLUMN owner TEXT NOT NULL DEFAULT ''`);
+    sql.exec(`DROP INDEX IF EXISTS events_key`);
   }
   sql.exec(CREATE_KEY_INDEX);
   sql.exec(`INSERT OR REPLACE INTO meta (key, value) VALUES ('schema', ?)`, String(SCHEMA_VERSION));
@@ -133,12 +141,13 @@ export class RoomLog {
   }
 
   /**
-   * Appends one event with the next offset. With an `id` seen before, returns the original event
-   * instead (`duplicate: true`) and writes nothing.
+   * Appends one event with the next offset. With an `id` its owner used before, returns the
+   * original event instead (`duplicate: true`) and writes nothing.
    */
-  append(input: { id?: string; user: string; text: string }, nowMs: number): AppendResult {
+  append(input: { id?: string; user: string; text: string; owner?: string }, nowMs: number): AppendResult {
+    const owner = input.owner ?? "";
     if (input.id) {
-      const row = this.#byId(input.id);
+      const row = this.#byId(owner, input.id);
       if (row && row.seq >= this.firstAvailable(nowMs)) return { event: toEvent(row), duplicate: true };
       // An expired event may still hold this id in a row not yet trimmed: the id is free again.
       if (row) this.#sql.exec(`DELETE FROM events WHERE seq = ?`, row.seq);
@@ -153,13 +162,14 @@ export class RoomLog {
       text: input.text,
     };
     this.#sql.exec(
-      `INSERT INTO events (seq, id, user, time_ms, text, keyed) VALUES (?, ?, ?, ?, ?, ?)`,
+      `INSERT INTO events (seq, id, user, time_ms, text, keyed, owner) VALUES (?, ?, ?, ?, ?, ?, ?)`,
       event.seq,
       event.id,
       event.user,
       event.timeMs,
       event.text,
       input.id ? 1 : 0,
+      owner,
     );
     this.#lastSeq = event.seq;
     this.#lastTimeMs = timeMs;
@@ -194,9 +204,9 @@ export class RoomLog {
     return this.#sql.exec<{ n: number }>(`SELECT count(*) AS n FROM events`).one().n;
   }
 
-  #byId(id: string): Row | undefined {
+  #byId(owner: string, id: string): Row | undefined {
     return this.#sql
-      .exec<Row>(`SELECT seq, id, user, time_ms, text FROM events WHERE id = ? AND keyed = 1`, id)
+      .exec<Row>(`SELECT seq, id, user, time_ms, text FROM events WHERE owner = ? AND id = ? AND keyed = 1`, owner, id)
       .toArray()[0];
   }
 

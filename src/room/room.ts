@@ -8,6 +8,8 @@
  * attachments, so every handler works on a freshly constructed instance.
  */
 import { DurableObject } from "cloudflare:workers";
+import { can, type Principal, principal } from "../auth/rights";
+import { verifyToken } from "../auth/token";
 import { CODES, type ErrorCode, type ErrorData, RelayError, type Result } from "../errors";
 import { closeReplyCode, closeSocket } from "../protocol/close";
 import { EncodedEvent, type EventData } from "../protocol/events";
@@ -17,6 +19,7 @@ import {
   encodeError,
   encodeEvents,
   encodePing,
+  encodeRefreshed,
   FORMATS,
   type Format,
   type Frame,
@@ -31,7 +34,13 @@ import { type Attachment, Connections } from "./connections";
 import { Flow, type Verdict } from "./flow";
 import { RoomLog, type StoredEvent } from "./log";
 import { opening } from "./opening";
-import { RateLimiter } from "./rate-limit";
+import { RateLimiter, UserRateLimiter } from "./rate-limit";
+
+/** What the room gets from the runtime: the settings, and the anonymous new-room rate limit. */
+export interface RoomEnv extends Vars {
+  /** `[[ratelimits]]` NEW_ROOMS: new rooms per anonymous client address (docs/auth.md). */
+  NEW_ROOMS?: RateLimit;
+}
 
 /** A stored event and whether it was a retry of an earlier publish. */
 export interface PublishResult {
@@ -71,7 +80,8 @@ export interface Member {
 export interface SubscribeQuery {
   room: string;
   via: string;
-  user?: string;
+  /** Who subscribes, as the Worker admitted it. */
+  who: Principal;
   since?: number;
   epoch?: string;
   /** A bridge's format; a client WebSocket's comes from its subprotocol. */
@@ -81,12 +91,17 @@ export interface SubscribeQuery {
 /** A WebSocket text frame holding U+FFFD: the runtime's replacement for bytes that were not UTF-8 (see handleFrame). */
 const REPLACEMENT = "\uFFFD";
 
-export class Room extends DurableObject<Vars> {
+export class Room extends DurableObject<RoomEnv> {
   readonly #settings: Settings;
   readonly #log: RoomLog;
   readonly #connections: Connections;
   readonly #flow: Flow;
   readonly #rate: RateLimiter;
+  readonly #userRate: UserRateLimiter;
+  /** Set while an anonymous client's first publish into this room waits for its new-room permit. */
+  #gate: Promise<unknown> | undefined;
+  /** Alarm updates, one after another (see #armExpiry). */
+  #alarmChain: Promise<void> = Promise.resolve();
   readonly #startedAtMs = Date.now();
   /** Events stored but not yet fanned out (see #flush). */
   readonly #pending = new Batch();
@@ -95,7 +110,7 @@ export class Room extends DurableObject<Vars> {
   #flushedEvents = 0;
   #slowDisconnects = 0;
 
-  constructor(ctx: DurableObjectState, vars: Vars) {
+  constructor(ctx: DurableObjectState, vars: RoomEnv) {
     super(ctx, vars);
     this.#settings = readSettings(vars);
     this.#log = new RoomLog(ctx.storage.sql, {
@@ -105,6 +120,7 @@ export class Room extends DurableObject<Vars> {
     this.#connections = new Connections(ctx);
     this.#flow = new Flow(this.#settings.subscriberMaxBehindBytes);
     this.#rate = new RateLimiter(this.#settings.publishRatePerSecond);
+    this.#userRate = new UserRateLimiter(this.#settings.userPublishRatePerSecond);
   }
 
   /**
@@ -121,19 +137,28 @@ export class Room extends DurableObject<Vars> {
     const headers: HeadersInit = !q.format && offer.protocol ? { "Sec-WebSocket-Protocol": offer.protocol } : {};
     const att: Attachment = {
       room: q.room,
-      user: q.user ?? "anonymous",
+      user: q.who.user,
       via: q.via,
       format,
       connectedAtMs: Date.now(),
+      who: q.who,
     };
     const { 0: client, 1: server } = new WebSocketPair();
 
-    if (this.#connections.count() >= this.#settings.maxConnectionsPerRoom) {
-      const full = new RelayError("room_full", "the room has as many connections as it allows");
+    const refused =
+      this.#connections.count() >= this.#settings.maxConnectionsPerRoom
+        ? new RelayError("room_full", "the room has as many connections as it allows")
+        : this.#connections.countOf(q.who.key) >= this.#settings.maxConnectionsPerUser
+          ? new RelayError(
+              "too_many_connections",
+              `this user has ${this.#settings.maxConnectionsPerUser} connections to the room already`,
+            )
+          : undefined;
+    if (refused) {
       // A bridge answers its own client in its transport's terms; a browser socket gets a close code it can read.
-      if (q.format) return errorResponse(full);
+      if (q.format) return errorResponse(refused);
       server.accept();
-      closeSocket(server, CODES.room_full.close, full.message);
+      closeSocket(server, CODES[refused.code].close, refused.message);
       return new Response(null, { status: 101, webSocket: client, headers });
     }
 
@@ -159,18 +184,49 @@ export class Room extends DurableObject<Vars> {
     } else {
       this.#connections.accept(server, att);
       for (const f of open.frames) this.#deliver(server, format, f);
+      this.#armExpiry(q.who.expMs);
     }
     return new Response(null, { status: 101, webSocket: client, headers });
   }
 
-  /** Publishes one message (RPC from the Worker's HTTP and Connect routes). */
-  publish(room: string, input: PublishInput): Result<PublishResult> {
+  /** Publishes one message for `who` (RPC from the Worker's HTTP and Connect routes, which checked its right). */
+  async publish(room: string, input: PublishInput, who: Principal): Promise<Result<PublishResult>> {
     try {
-      const { event, duplicate } = this.#publish(room, input, "anonymous");
+      const { event, duplicate } = await this.#inOrder(who, () => {
+        this.#takeUserRate(who);
+        return this.#publish(room, input, who);
+      });
       return { ok: true, value: { event: event.data, duplicate } };
     } catch (e) {
       return { ok: false, error: errorData(e) };
     }
+  }
+
+  /**
+   * Ends every connection of `user` in the room, on every transport, with `removed` (RPC for
+   * POST /rooms/:room/disconnect); returns how many.
+   */
+  disconnectUser(user: string): number {
+    let n = 0;
+    for (const ws of this.#connections.open()) {
+      if (this.#connections.get(ws).user !== user) continue;
+      this.#close(ws, "removed", "removed by an admin");
+      n++;
+    }
+    return n;
+  }
+
+  /** Ends the connections whose token has expired, and sets the alarm for the next expiry. */
+  override async alarm(): Promise<void> {
+    const now = Date.now();
+    let next = 0;
+    for (const ws of this.#connections.open()) {
+      const exp = this.#connections.get(ws).who.expMs;
+      if (exp === 0) continue;
+      if (exp <= now) this.#close(ws, "token_expired", "the token has expired: reconnect with a new one");
+      else next = next === 0 ? exp : Math.min(next, exp);
+    }
+    if (next !== 0) this.#armExpiry(next);
   }
 
   /**
@@ -241,21 +297,123 @@ export class Room extends DurableObject<Vars> {
         return;
       }
       if ("receipt" in m) return;
+      if ("refresh" in m) {
+        void this.#refresh(ws, att, m.refresh);
+        return;
+      }
       id = typeof m.publish.id === "string" ? m.publish.id : "";
+      if (!att.who.canPublish) {
+        throw new RelayError("permission_denied", `this connection may not publish in room ${att.room}`);
+      }
       if (!this.#rate.take(ws, Date.now())) {
         throw new RelayError("rate_limited", `more than ${this.#rate.ratePerSecond} publishes per second`);
       }
-      const result = this.#publish(att.room, m.publish, att.user);
-      // Plain mode has no ack: the echo of the event is its answer, so it goes out now (with
-      // whatever else is waiting, in order) instead of at the next timer tick.
-      if (att.format === "plain") this.#flush();
-      const ack = encodeAck(att.format, result.event, result.duplicate);
-      if (ack !== undefined) this.#deliver(ws, att.format, ack);
+      this.#takeUserRate(att.who);
+      const publish = m.publish;
+      const done = this.#inOrder(att.who, () => this.#publish(att.room, publish, att.who));
+      if (done instanceof Promise)
+        done.then(
+          (r) => this.#acked(ws, att, r),
+          (e) => this.#refused(ws, att, e, id),
+        );
+      else this.#acked(ws, att, done);
     } catch (e) {
-      const err = RelayError.from(e);
-      if (err.code === "too_large") this.#close(ws, err.code, err.message);
-      else this.#deliver(ws, att.format, encodeError(att.format, errorData(err), id));
+      this.#refused(ws, att, e, id);
     }
+  }
+
+  #acked(ws: WebSocket, att: Attachment, result: { event: EncodedEvent; duplicate: boolean }): void {
+    // Plain mode has no ack: the echo of the event is its answer, so it goes out now (with
+    // whatever else is waiting, in order) instead of at the next timer tick.
+    if (att.format === "plain") this.#flush();
+    const ack = encodeAck(att.format, result.event, result.duplicate);
+    if (ack !== undefined) this.#deliver(ws, att.format, ack);
+  }
+
+  #refused(ws: WebSocket, att: Attachment, e: unknown, id: string): void {
+    const err = RelayError.from(e);
+    if (err.code === "too_large") this.#close(ws, err.code, err.message);
+    else this.#deliver(ws, att.format, encodeError(att.format, errorData(err), id));
+  }
+
+  /**
+   * A new token for a connection (docs/auth.md): for the same `sub`, still allowed to subscribe
+   * here. The connection then lives until the new expiry and has the new token's rights; a token
+   * that fails changes nothing.
+   */
+  async #refresh(ws: WebSocket, att: Attachment, token: string): Promise<void> {
+    try {
+      const who = await verifyToken(token, this.#settings);
+      if (att.who.anonymous || who.sub !== att.who.owner) {
+        throw new RelayError("permission_denied", "a refresh must carry a token for the connection's own sub");
+      }
+      if (!can(who, "subscribe", att.room)) {
+        throw new RelayError("permission_denied", `the new token does not allow subscribe in room ${att.room}`);
+      }
+      const next: Attachment = { ...att, who: principal(who, att.room, att.who.address, att.user) };
+      this.#connections.update(ws, next);
+      this.#armExpiry(next.who.expMs);
+      this.#deliver(ws, att.format, encodeRefreshed(att.format, next.who.expMs));
+    } catch (e) {
+      this.#deliver(ws, att.format, encodeError(att.format, errorData(e)));
+    }
+  }
+
+  /** Takes one publish from the user's budget in this room (all their connections and transports). */
+  #takeUserRate(who: Principal): void {
+    if (!this.#userRate.take(who.key, Date.now())) {
+      throw new RelayError(
+        "rate_limited",
+        `more than ${this.#userRate.ratePerSecond} publishes per second by this user`,
+      );
+    }
+  }
+
+  /**
+   * Runs a publish now, or, when it is an anonymous client's first into this room (or one is
+   * waiting for that), once the NEW_ROOMS rate limit has allowed the room: in arrival order, so a
+   * socket's frames are still stored in the order sent.
+   */
+  #inOrder<T>(who: Principal, fn: () => T): T | Promise<T> {
+    if (this.#gate === undefined && !this.#needsPermit(who)) return fn();
+    const run = async () => {
+      if (this.#needsPermit(who)) await this.#permit(who);
+      return fn();
+    };
+    const result = (this.#gate ?? Promise.resolve()).then(run);
+    const gate = result.catch(() => undefined);
+    this.#gate = gate;
+    gate.then(() => {
+      if (this.#gate === gate) this.#gate = undefined;
+    });
+    return result;
+  }
+
+  #needsPermit(who: Principal): boolean {
+    return who.anonymous && this.#settings.limitAnonymousNewRooms && !!this.env.NEW_ROOMS && this.#log.lastSeq === 0;
+  }
+
+  async #permit(who: Principal): Promise<void> {
+    const limiter = this.env.NEW_ROOMS as RateLimit;
+    const { success } = await limiter.limit({ key: who.address });
+    if (!success) {
+      throw new RelayError(
+        "rate_limited",
+        "anonymous clients may create only a few new rooms a minute (publish with a token, or wait)",
+      );
+    }
+  }
+
+  /** Makes sure the alarm rings by `expMs` (0: never), when a connection's token expires. */
+  #armExpiry(expMs: number): void {
+    if (expMs === 0) return;
+    const storage = this.ctx.storage;
+    this.#alarmChain = this.#alarmChain
+      .then(async () => {
+        const current = await storage.getAlarm();
+        if (current === null || current > expMs) await storage.setAlarm(expMs);
+      })
+      .catch((e) => console.error("could not set the expiry alarm", e));
   }
 
   override webSocketClose(ws: WebSocket, code: number, reason: string): void {
@@ -268,9 +426,9 @@ export class Room extends DurableObject<Vars> {
     this.#close(ws, "internal", "socket error");
   }
 
-  #publish(room: string, input: PublishInput, fallbackUser: string): { event: EncodedEvent; duplicate: boolean } {
-    const valid = parsePublish(input, this.#settings.maxMessageBytes, fallbackUser);
-    const { event, duplicate } = this.#log.append(valid, Date.now());
+  #publish(room: string, input: PublishInput, who: Principal): { event: EncodedEvent; duplicate: boolean } {
+    const valid = parsePublish(input, this.#settings.maxMessageBytes, { name: who.user, fixed: who.userFixed });
+    const { event, duplicate } = this.#log.append({ ...valid, owner: who.owner }, Date.now());
     const e = new EncodedEvent(this.#event(room, event));
     // A retry is answered with the original event and not fanned out again.
     if (!duplicate) this.#enqueue(e);
@@ -365,7 +523,7 @@ function readQuery(q: URLSearchParams): SubscribeQuery {
   return {
     room: q.get("room") ?? "",
     via: q.get("via") ?? "unknown",
-    user: q.get("user") ?? undefined,
+    who: JSON.parse(q.get("who") ?? "null") as Principal,
     since: since === null ? undefined : Number(since),
     epoch: q.get("epoch") ?? undefined,
     format: isFormat(format) ? format : undefined,

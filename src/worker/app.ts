@@ -1,7 +1,8 @@
 /**
- * The Worker's router, the top layer: settings parsed once per request, CORS, the room-name
- * check (an invalid name never creates a Durable Object), each transport's routes, and errors
- * rendered from the one table in errors.ts.
+ * The Worker's router, the top layer: settings parsed once per request, the origin check, CORS,
+ * the room-name check (an invalid name never creates a Durable Object), each transport's routes
+ * (each admits its caller, edge/caller.ts, before it touches a room), and errors rendered from the
+ * one table in errors.ts.
  */
 import { cors as connectCors } from "@connectrpc/connect";
 import { Hono } from "hono";
@@ -12,10 +13,11 @@ import { RelayError } from "../errors";
 import { parseRoomName } from "../protocol/rules";
 import { readSettings } from "../settings";
 import { connectRoute } from "../transports/connect/connect-route";
+import { disconnectRoute } from "../transports/http/disconnect";
 import { historyRoute, presenceRoute, publishRoute, statsRoute } from "../transports/http/messages";
 import { sseRoute } from "../transports/sse/sse-route";
 import { wsRoute } from "../transports/websocket/ws-route";
-import { originAllowed } from "./origin";
+import { listed, normalise, originAllowed } from "./origin";
 
 /** The relay's Hono app; `fetch` is the Worker's entry point. */
 export const app = new Hono<RelayEnv>();
@@ -34,12 +36,24 @@ app.use("*", async (c, next) => {
 
 app.get("/healthz", (c) => c.json({ ok: true }));
 
+// A page on a foreign origin is refused before anything else, whatever the route or content type:
+// CORS alone would still let its `text/plain` POST, EventSource and WebSocket through.
+app.use("*", async (c, next) => {
+  if (!originAllowed(c.req.header("Origin"), c.req.url, c.var.settings.allowedOrigins)) {
+    throw new RelayError("permission_denied", "requests from this origin are not allowed (see ALLOWED_ORIGINS)");
+  }
+  await next();
+});
+
 // Browsers on other origins (connect-web, EventSource, fetch) need CORS. Only listed origins get
 // it; "*" only when ALLOWED_ORIGINS says so.
 app.use("*", (c, next) => {
   const allowed = c.var.settings.allowedOrigins;
   return cors({
-    origin: (origin) => (allowed.includes("*") || allowed.includes(origin) ? origin : null),
+    origin: (origin) => {
+      const o = normalise(origin);
+      return o !== undefined && listed(o, allowed) ? origin : null;
+    },
     allowMethods: [...connectCors.allowedMethods],
     allowHeaders: [...connectCors.allowedHeaders, "Last-Event-ID", "Idempotency-Key"],
     exposeHeaders: [...connectCors.exposedHeaders],
@@ -52,21 +66,13 @@ app.use("/rooms/:room/*", async (c, next) => {
   await next();
 });
 
-// CORS does not apply to WebSocket upgrades: a page on any site could otherwise open one with its
-// visitor's cookies (cross-site WebSocket hijacking).
-app.use("/rooms/:room/ws", async (c, next) => {
-  if (!originAllowed(c.req.header("Origin"), c.req.url, c.var.settings.allowedOrigins)) {
-    throw new RelayError("permission_denied", "this origin may not open a WebSocket here (see ALLOWED_ORIGINS)");
-  }
-  await next();
-});
-
 app.get("/rooms/:room/ws", wsRoute);
 app.get("/rooms/:room/sse", sseRoute);
 app.post("/rooms/:room/messages", publishRoute);
 app.get("/rooms/:room/messages", historyRoute);
 app.get("/rooms/:room/presence", presenceRoute);
 app.get("/rooms/:room/stats", statsRoute);
+app.post("/rooms/:room/disconnect", disconnectRoute);
 app.on(["GET", "POST"], "/relay.v1.ChatService/*", connectRoute);
 
 app.notFound((c) => c.json(new RelayError("not_found", `no route for ${c.req.method} ${c.req.path}`).toJSON(), 404));

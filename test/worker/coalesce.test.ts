@@ -9,7 +9,7 @@ import { createConnectTransport } from "@connectrpc/connect-web";
 import { describe, expect, it } from "vitest";
 import { type ChatEvent, ChatService } from "../../src/gen/relay/v1/relay_pb";
 import { type Room, Room as RoomClass } from "../../src/index.ts";
-import { connect, connectEveryMode, sleep, track } from "./helpers";
+import { ANON, connect, connectEveryMode, sleep, track, WHO } from "./helpers";
 
 /** How many fan-outs the room has made: a burst that went out as one batch adds one. */
 const fanouts = async (room: string) => (await env.ROOM.getByName(room).stats()).flushes;
@@ -21,7 +21,7 @@ const fanouts = async (room: string) => (await env.ROOM.getByName(room).stats())
 async function burst(room: string, texts: string[], vars?: Partial<typeof env>): Promise<void> {
   await runInDurableObject(env.ROOM.getByName(room), (instance: Room, state) => {
     const target = vars ? new RoomClass(state, { ...env, ...vars }) : instance;
-    for (const text of texts) target.publish(room, { text });
+    for (const text of texts) target.publish(room, { text }, ANON);
   });
 }
 
@@ -58,7 +58,7 @@ describe("coalescing a burst", () => {
   it("sends a lone publish at once as a single event frame", async () => {
     const json = await connect("co-lone", "relay.v1.json");
     await json.waitFor(1);
-    await env.ROOM.getByName("co-lone").publish("co-lone", { text: "alone" });
+    await env.ROOM.getByName("co-lone").publish("co-lone", { text: "alone" }, ANON);
     await json.waitFor(2);
     expect(json.batches).toHaveLength(0);
     expect(JSON.parse(json.frames[1] as string).event.text).toBe("alone");
@@ -90,13 +90,15 @@ describe("coalescing a burst", () => {
       const plain = track(
         (
           await instance.fetch(
-            new Request("https://room.internal/subscribe?room=co-plain", { headers: { Upgrade: "websocket" } }),
+            new Request(`https://room.internal/subscribe?room=co-plain&who=${WHO}`, {
+              headers: { Upgrade: "websocket" },
+            }),
           )
         ).webSocket as WebSocket,
       );
       await plain.waitFor(1);
       const server = state.getWebSockets("plain")[0];
-      instance.publish("co-plain", { text: "queued" });
+      instance.publish("co-plain", { text: "queued" }, ANON);
       instance.webSocketMessage(server, "from plain");
       instance.webSocketMessage(server, "again");
     });
@@ -135,7 +137,7 @@ describe("coalescing a burst", () => {
 
   it("replays in batches: a resume gets its missed events in one frame, after `subscribed`", async () => {
     const room = env.ROOM.getByName("co-replay");
-    for (const text of ["r1", "r2", "r3"]) await room.publish("co-replay", { text });
+    for (const text of ["r1", "r2", "r3"]) await room.publish("co-replay", { text }, ANON);
     const json = await connect("co-replay", "relay.v1.json", "?since=0");
     await json.waitFor(4);
     expect(JSON.parse(json.frames[0] as string).event.kind).toBe("subscribed");
@@ -147,16 +149,16 @@ describe("coalescing a burst", () => {
     const live = await connect("co-join", "relay.v1.json");
     await live.waitFor(1);
     const joined = await runInDurableObject(env.ROOM.getByName("co-join"), async (instance: Room) => {
-      for (const text of ["p", "q"]) instance.publish("co-join", { text });
+      for (const text of ["p", "q"]) instance.publish("co-join", { text }, ANON);
       // Subscribes while p and q are stored but not yet fanned out.
       const res = await instance.fetch(
-        new Request("https://room.internal/subscribe?room=co-join&since=0", {
+        new Request(`https://room.internal/subscribe?room=co-join&since=0&who=${WHO}`, {
           headers: { Upgrade: "websocket", "Sec-WebSocket-Protocol": "relay.v1.json" },
         }),
       );
       return track(res.webSocket as WebSocket);
     });
-    await env.ROOM.getByName("co-join").publish("co-join", { text: "r" });
+    await env.ROOM.getByName("co-join").publish("co-join", { text: "r" }, ANON);
     await Promise.all([joined.waitFor(4), live.waitFor(4)]);
     await sleep(100);
     expect(texts(joined.json().map((f) => f.event))).toEqual(["p", "q", "r"]);

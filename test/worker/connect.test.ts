@@ -5,7 +5,7 @@ import { endStreamFlag } from "@connectrpc/connect/protocol-connect";
 import { createConnectTransport, createGrpcWebTransport } from "@connectrpc/connect-web";
 import { describe, expect, it } from "vitest";
 import { type ChatEvent, ChatService } from "../../src/gen/relay/v1/relay_pb";
-import { connect } from "./helpers";
+import { ANON, connect } from "./helpers";
 
 const baseUrl = "https://relay.test";
 // connect-web asks fetch for `redirect: "error"`, which workerd does not implement.
@@ -62,7 +62,7 @@ describe.each(Object.entries(transports))("ChatService over %s", (name, transpor
       (signal) => client.subscribe({ room: r, since: 1n }, { signal }),
       (es) => es.length === 4,
       (e) => {
-        if (e.text === "c") env.ROOM.getByName(r).publish(r, { text: "live" });
+        if (e.text === "c") env.ROOM.getByName(r).publish(r, { text: "live" }, ANON);
       },
     );
     expect(events.map((e) => e.kind)).toEqual(["subscribed", "message", "message", "message"]);

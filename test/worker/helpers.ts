@@ -2,7 +2,14 @@
 
 import { SELF } from "cloudflare:test";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
+import { anonymous, type Principal, principal } from "../../src/auth/rights";
 import { ClientFrameSchema, ServerFrameSchema } from "../../src/gen/relay/v1/relay_pb";
+
+/** An anonymous publisher, for calling a room's RPC methods directly. */
+export const ANON: Principal = principal(anonymous("publish", "127.0.0.1"), "any", "127.0.0.1");
+
+/** {@link ANON} as a room's internal subscribe URL carries it (`who=`). */
+export const WHO = encodeURIComponent(JSON.stringify(ANON));
 
 /** A client socket that records every frame it receives. */
 export interface TestSocket {

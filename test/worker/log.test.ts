@@ -68,7 +68,9 @@ describe("RoomLog", () => {
       const made = log.append({ user: "u", text: "no id" }, 1).event.id;
       expect(log.append({ id: "client-1", user: "u", text: "x" }, 2).duplicate).toBe(false);
       expect(log.append({ id: "client-1", user: "u", text: "x" }, 3).duplicate).toBe(true);
-      const keyed = sql.exec<{ id: string }>(`SELECT id FROM events INDEXED BY events_key WHERE keyed = 1`).toArray();
+      const keyed = sql
+        .exec<{ id: string }>(`SELECT id FROM events INDEXED BY events_owner_key WHERE keyed = 1`)
+        .toArray();
       expect(keyed.map((r) => r.id)).toEqual(["client-1"]);
       expect(made).toMatch(/^[0-9a-f-]{36}$/);
     }));

@@ -3,7 +3,7 @@ import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { describe, expect, it } from "vitest";
 import { ClientFrameSchema, ServerFrameSchema } from "../../src/gen/relay/v1/relay_pb";
 import { Room } from "../../src/index.ts";
-import { connect, connectEveryMode, sleep, track } from "./helpers";
+import { ANON, connect, connectEveryMode, sleep, track, WHO } from "./helpers";
 
 const publish = (text: string, id = "") => JSON.stringify({ publish: { text, id } });
 
@@ -23,7 +23,7 @@ describe("Room fan-out", () => {
       ),
     );
     await plain.waitFor(4);
-    const rpc = await env.ROOM.getByName("fan").publish("fan", { text: "from rpc", user: "svc" });
+    const rpc = await env.ROOM.getByName("fan").publish("fan", { text: "from rpc", user: "svc" }, ANON);
     expect(rpc.ok && rpc.value.event.seq).toBe(4);
 
     // subscribed + 4 events (+ acks for json and proto publishers).
@@ -54,13 +54,13 @@ describe("Room fan-out", () => {
 
   it("starts each subscription with `subscribed`, replays from `since`, then goes live", async () => {
     const room = env.ROOM.getByName("replay");
-    for (const text of ["a", "b", "c"]) await room.publish("replay", { text });
+    for (const text of ["a", "b", "c"]) await room.publish("replay", { text }, ANON);
     const s = await connect("replay", "relay.v1.json", "?since=1");
     await s.waitFor(3);
     const [subscribed, ...replayed] = s.json().map((f) => f.event);
     expect(subscribed).toMatchObject({ kind: "subscribed", firstSeq: "1", lastSeq: "3" });
     expect(replayed.map((e) => e.text)).toEqual(["b", "c"]);
-    await room.publish("replay", { text: "d" });
+    await room.publish("replay", { text: "d" }, ANON);
     await s.waitFor(4);
     expect(s.json()[3].event.text).toBe("d");
   });
@@ -82,7 +82,7 @@ describe("Room fan-out", () => {
     expect(acks).toHaveLength(2);
     expect(acks[1].duplicate).toBe(true);
     expect(acks[1].event).toEqual(acks[0].event);
-    const viaRpc = await env.ROOM.getByName("dedupe").publish("dedupe", { text: "x", id: "same-id" });
+    const viaRpc = await env.ROOM.getByName("dedupe").publish("dedupe", { text: "x", id: "same-id" }, ANON);
     expect(viaRpc.ok && viaRpc.value).toMatchObject({ duplicate: true, event: { seq: 1, text: "once" } });
     await watcher.waitFor(2);
     expect(watcher.json().filter((e) => e.kind === "message")).toHaveLength(1);
@@ -115,7 +115,7 @@ describe("bad input keeps the room serving", () => {
     s.ws.send("x".repeat(65537));
     const closed = await s.closed;
     expect(closed.code).toBe(1009);
-    const ok = await env.ROOM.getByName("big").publish("big", { text: "still here" });
+    const ok = await env.ROOM.getByName("big").publish("big", { text: "still here" }, ANON);
     expect(ok.ok).toBe(true);
     await other.waitFor(2);
     expect(other.json()[1].text).toBe("still here");
@@ -176,7 +176,7 @@ describe("a freshly constructed room (what hibernation leaves) handles everythin
       expect(sockets).toHaveLength(2);
       const jsonSocket = sockets.find((ws) => state.getTags(ws).includes("json")) as WebSocket;
       fresh.webSocketMessage(jsonSocket, publish("after", "a1"));
-      const pub = fresh.publish("fresh", { text: "by rpc" });
+      const pub = await fresh.publish("fresh", { text: "by rpc" }, ANON);
       expect(pub.ok && pub.value.event.seq).toBe(3);
       const history = fresh.history("fresh", 0, 10);
       expect(history.ok && history.value.events.map((e) => e.text)).toEqual(["before", "after", "by rpc"]);
@@ -190,7 +190,9 @@ describe("a freshly constructed room (what hibernation leaves) handles everythin
         ["anonymous", "websocket"],
       ]);
       const res = await fresh.fetch(
-        new Request("https://room.internal/subscribe?room=fresh&since=1", { headers: { Upgrade: "websocket" } }),
+        new Request(`https://room.internal/subscribe?room=fresh&since=1&who=${WHO}`, {
+          headers: { Upgrade: "websocket" },
+        }),
       );
       const late = track(res.webSocket as WebSocket);
       await late.waitFor(3);
@@ -214,7 +216,7 @@ describe("a freshly constructed room (what hibernation leaves) handles everythin
 
   it("pauses a replay at REPLAY_MAX_BYTES with close 4002; resuming from the last seq gets the rest once", async () => {
     const stub = env.ROOM.getByName("parts");
-    for (let i = 1; i <= 25; i++) await stub.publish("parts", { text: `p${i}` });
+    for (let i = 1; i <= 25; i++) await stub.publish("parts", { text: `p${i}` }, ANON);
     const texts: string[] = [];
     let since = 0;
     let closes = 0;
@@ -239,12 +241,12 @@ describe("a freshly constructed room (what hibernation leaves) handles everythin
     await runInDurableObject(env.ROOM.getByName("full"), async (_old, state) => {
       const small = new Room(state, { ...env, MAX_CONNECTIONS_PER_ROOM: "1" });
       const ws = await small.fetch(
-        new Request("https://room.internal/subscribe?room=full", { headers: { Upgrade: "websocket" } }),
+        new Request(`https://room.internal/subscribe?room=full&who=${WHO}`, { headers: { Upgrade: "websocket" } }),
       );
       const refused = track(ws.webSocket as WebSocket);
       expect((await refused.closed).code).toBe(4000);
       const sse = await small.fetch(
-        new Request("https://room.internal/subscribe?room=full&format=event-stream", {
+        new Request(`https://room.internal/subscribe?room=full&format=event-stream&who=${WHO}`, {
           headers: { Upgrade: "websocket" },
         }),
       );

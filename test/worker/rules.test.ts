@@ -57,8 +57,12 @@ describe("rules", () => {
   });
 
   it("check a publish as one, naming a publisher who gave no name", () => {
-    expect(parsePublish({ text: "hi" }, 100, "anonymous")).toEqual({ text: "hi", id: "", user: "anonymous" });
-    expect(parsePublish({ text: "hi", id: "k-1", user: "ann" }, 100, "anonymous")).toEqual({
+    expect(parsePublish({ text: "hi" }, 100, { name: "anonymous", fixed: false })).toEqual({
+      text: "hi",
+      id: "",
+      user: "anonymous",
+    });
+    expect(parsePublish({ text: "hi", id: "k-1", user: "ann" }, 100, { name: "anonymous", fixed: false })).toEqual({
       text: "hi",
       id: "k-1",
       user: "ann",

@@ -1,5 +1,6 @@
 import { env, SELF } from "cloudflare:test";
 import { expect, it } from "vitest";
+import { ANON } from "./helpers";
 
 it("answers /healthz", async () => {
   const res = await SELF.fetch("https://relay.test/healthz");
@@ -7,7 +8,7 @@ it("answers /healthz", async () => {
 });
 
 it("answers /rooms/:room/stats as relay.v1.RoomStats in the JSON mapping, every field present", async () => {
-  await env.ROOM.getByName("stats").publish("stats", { text: "one" });
+  await env.ROOM.getByName("stats").publish("stats", { text: "one" }, ANON);
   const ws = await SELF.fetch("https://relay.test/rooms/stats/ws", { headers: { Upgrade: "websocket" } });
   ws.webSocket?.accept();
   const sse = await SELF.fetch("https://relay.test/rooms/stats/sse");
@@ -29,16 +30,28 @@ it("answers /rooms/:room/stats as relay.v1.RoomStats in the JSON mapping, every 
   ws.webSocket?.close();
 });
 
-it("lets browsers open a WebSocket only from the relay's own origin or ALLOWED_ORIGINS", async () => {
-  const open = (origin?: string) =>
-    SELF.fetch("https://relay.test/rooms/origins/ws", {
-      headers: origin ? { Upgrade: "websocket", Origin: origin } : { Upgrade: "websocket" },
-    });
-  const refused = await open("https://evil.example");
-  expect(refused.status).toBe(403);
-  expect(await refused.json()).toMatchObject({ error: { code: "permission_denied" } });
-  for (const origin of [undefined, "https://relay.test", "https://app.example"]) {
-    const res = await open(origin);
+it("lets browsers call only from the relay's own origin (under a host it is served as) or ALLOWED_ORIGINS", async () => {
+  const open = (url: string, origin?: string) =>
+    SELF.fetch(url, { headers: origin ? { Upgrade: "websocket", Origin: origin } : { Upgrade: "websocket" } });
+  // A foreign page, and a page whose own name resolves here (DNS rebinding: Host is its name).
+  for (const [url, origin] of [
+    ["https://relay.test/rooms/origins/ws", "https://evil.example"],
+    ["https://relay.test/rooms/origins/ws", "https://relay.test"],
+    ["http://localhost:8787/rooms/origins/ws", "null"],
+  ]) {
+    const refused = await open(url, origin);
+    expect(refused.status, origin).toBe(403);
+    expect(await refused.json()).toMatchObject({ error: { code: "permission_denied" } });
+  }
+  for (const [url, origin] of [
+    ["https://relay.test/rooms/origins/ws", undefined],
+    ["https://relay.test/rooms/origins/ws", "https://app.example"],
+    ["https://relay.test/rooms/origins/ws", "HTTPS://APP.EXAMPLE"],
+    ["http://localhost:8787/rooms/origins/ws", "http://localhost:8787"],
+    ["http://localhost:8787/rooms/origins/ws", "HTTP://LOCALHOST:8787"],
+    ["https://relay-a.someone.workers.dev/rooms/origins/ws", "https://relay-a.someone.workers.dev"],
+  ]) {
+    const res = await open(url as string, origin);
     expect(res.status, String(origin)).toBe(101);
     res.webSocket?.accept();
     res.webSocket?.close();

@@ -1,5 +1,6 @@
 import { env, SELF } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
+import { ANON } from "./helpers";
 
 /** Reads an SSE response until `done(text)` holds or `ms` pass; returns what was read. */
 async function readUntil(res: Response, done: (text: string) => boolean, ms = 3000): Promise<string> {
@@ -36,13 +37,13 @@ function parse(text: string): { id?: string; event?: string; data?: string }[] {
 describe("SSE adapter", () => {
   it("streams with anti-buffering headers, replays after Last-Event-ID, then goes live", async () => {
     const room = env.ROOM.getByName("sse-resume");
-    for (const text of ["one", "two", "three"]) await room.publish("sse-resume", { text });
+    for (const text of ["one", "two", "three"]) await room.publish("sse-resume", { text }, ANON);
     const res = await SELF.fetch("https://relay.test/rooms/sse-resume/sse", { headers: { "Last-Event-ID": "1" } });
     expect(res.status).toBe(200);
     expect(res.headers.get("Content-Type")).toMatch(/^text\/event-stream/);
     expect(res.headers.get("Cache-Control")).toBe("no-cache, no-transform");
     expect(res.headers.get("X-Accel-Buffering")).toBe("no");
-    setTimeout(() => room.publish("sse-resume", { text: "four" }), 100);
+    setTimeout(() => room.publish("sse-resume", { text: "four" }, ANON), 100);
     const text = await readUntil(res, (t) => t.includes('"four"'));
     expect(text.startsWith("retry: 1000\n\n")).toBe(true);
     const events = parse(text);
@@ -58,7 +59,7 @@ describe("SSE adapter", () => {
   });
 
   it("takes ?since= for a first connect and tells of a gap for another epoch", async () => {
-    await env.ROOM.getByName("sse-epoch").publish("sse-epoch", { text: "only" });
+    await env.ROOM.getByName("sse-epoch").publish("sse-epoch", { text: "only" }, ANON);
     const res = await SELF.fetch("https://relay.test/rooms/sse-epoch/sse?since=0&epoch=someother");
     const events = parse(await readUntil(res, (t) => t.includes('"only"')));
     expect(events.map((e) => e.event)).toEqual(["subscribed", "gap", "message"]);
@@ -69,12 +70,12 @@ describe("SSE adapter", () => {
 
   it("gives a live-only subscription the head of the log as its id, so a reconnect misses nothing", async () => {
     const room = env.ROOM.getByName("sse-live");
-    for (const text of ["old", "older"]) await room.publish("sse-live", { text });
+    for (const text of ["old", "older"]) await room.publish("sse-live", { text }, ANON);
     const res = await SELF.fetch("https://relay.test/rooms/sse-live/sse");
     const [subscribed] = parse(await readUntil(res, (t) => t.includes("event: subscribed")));
     expect(subscribed).toMatchObject({ id: "2", event: "subscribed" });
     // What the EventSource sends when it reconnects: only what came after it first connected.
-    await room.publish("sse-live", { text: "while away" });
+    await room.publish("sse-live", { text: "while away" }, ANON);
     const again = await SELF.fetch("https://relay.test/rooms/sse-live/sse", { headers: { "Last-Event-ID": "2" } });
     const events = parse(await readUntil(again, (t) => t.includes("while away")));
     expect(events.filter((e) => e.event === "message").map((e) => JSON.parse(e.data as string).text)).toEqual([
@@ -84,7 +85,7 @@ describe("SSE adapter", () => {
 
   it("replays a long resume in parts: the stream ends at REPLAY_MAX_BYTES and Last-Event-ID goes on", async () => {
     const room = env.ROOM.getByName("sse-parts");
-    for (let i = 1; i <= 30; i++) await room.publish("sse-parts", { text: `part ${i}` });
+    for (let i = 1; i <= 30; i++) await room.publish("sse-parts", { text: `part ${i}` }, ANON);
     const seen: string[] = [];
     let lastId = "0";
     let connections = 0;

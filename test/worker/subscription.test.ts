@@ -10,7 +10,7 @@ import { encodeEnvelope } from "@connectrpc/connect/protocol";
 import { describe, expect, it } from "vitest";
 import { ClientFrameSchema, ServerFrameSchema } from "../../src/gen/relay/v1/relay_pb";
 import { Room } from "../../src/index.ts";
-import { connect, sleep } from "./helpers";
+import { ANON, connect, sleep } from "./helpers";
 
 const base = "https://relay.test";
 const stats = async (room: string) =>
@@ -20,7 +20,7 @@ const stats = async (room: string) =>
   };
 const publishMany = async (room: string, n: number, bytes: number) => {
   const stub = env.ROOM.getByName(room);
-  for (let i = 0; i < n; i++) await stub.publish(room, { text: `${i}:`.padEnd(bytes, "x") });
+  for (let i = 0; i < n; i++) await stub.publish(room, { text: `${i}:`.padEnd(bytes, "x") }, ANON);
 };
 
 describe("a subscription ends when its client goes", () => {

@@ -19,7 +19,7 @@ import { toConnectError } from "./errors";
 import { checkRequest } from "./request-check";
 import { refusal, streamProtocolOf } from "./stream-call";
 import { chatCall, subscribeCall } from "./streaming-calls";
-import { envKey, unaryService } from "./unary-service";
+import { callKey, unaryService } from "./unary-service";
 
 const SUBSCRIBE = `/${ChatService.typeName}/${ChatService.method.subscribe.name}`;
 const CHAT = `/${ChatService.typeName}/${ChatService.method.chat.name}`;
@@ -100,7 +100,7 @@ export async function connectRoute(c: RelayContext): Promise<Response> {
   if (checked instanceof Response) return checked;
   const uRes = await handler({
     ...universalServerRequestFromFetch(checked, { httpVersion: "1.1" }),
-    contextValues: createContextValues().set(envKey, c.env),
+    contextValues: createContextValues().set(callKey, { env: c.env, settings, request: req }),
   });
   return universalServerResponseToFetch(uRes);
 }

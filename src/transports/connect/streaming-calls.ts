@@ -9,6 +9,7 @@ import { create, type MessageInitShape } from "@bufbuild/protobuf";
 import type { ConnectError } from "@connectrpc/connect";
 import { createAsyncIterable } from "@connectrpc/connect/protocol";
 import { readBody } from "../../edge/body";
+import { admit } from "../../edge/caller";
 import type { Env } from "../../edge/env";
 import { RoomSubscription, type SubscriptionSink } from "../../edge/subscription";
 import { RelayError } from "../../errors";
@@ -18,7 +19,7 @@ import {
   ChatMessageSchema,
   SubscribeRequestSchema,
 } from "../../gen/relay/v1/relay_pb";
-import { parseRoomName } from "../../protocol/rules";
+import { parseRoomName, parseUser } from "../../protocol/rules";
 import type { Settings } from "../../settings";
 import { disconnectError, toConnectError } from "./errors";
 import {
@@ -92,6 +93,7 @@ export async function subscribeCall(req: Request, env: Env, settings: Settings, 
       since: request.since,
       epoch: request.epoch,
       format: p.format,
+      who: await admit(req, settings, "subscribe", name),
     });
   } catch (e) {
     return refusal(p, toConnectError(e));
@@ -134,11 +136,13 @@ export function chatCall(req: Request, env: Env, settings: Settings, p: StreamPr
         if (first.done) return undefined;
         const name = parseRoomName(first.value.room);
         room = name;
+        // Publishing rights are the room's to check, message by message (a refused one is an
+        // "error" event); joining needs `subscribe`.
         sub = await RoomSubscription.open(env, settings, {
           room: name,
           via: "connect",
-          user: first.value.user,
           format: p.format,
+          who: await admit(req, settings, "subscribe", name, { name: parseUser(first.value.user) }),
         });
       } catch (e) {
         return toConnectError(e);

@@ -6,10 +6,13 @@
  * - `GET /rooms/:room/messages?since=&limit=`: a page of the log.
  * - `GET /rooms/:room/presence`: who is connected now.
  * - `GET /rooms/:room/stats`: the room's counters.
- * Every answer is the protobuf JSON mapping of a message of proto/relay/v1/relay.proto.
+ * Every answer is the protobuf JSON mapping of a message of proto/relay/v1/relay.proto. Each route
+ * admits its caller first (publish: `publish`; history: `subscribe`; presence and stats:
+ * `presence`); a token holder's events carry its `sub` as their user.
  */
 import { create, toJsonString } from "@bufbuild/protobuf";
 import { discardBody, readBody } from "../../edge/body";
+import { admit } from "../../edge/caller";
 import type { RelayContext } from "../../edge/context";
 import { roomStub } from "../../edge/room-client";
 import { RelayError, unwrap } from "../../errors";
@@ -45,6 +48,7 @@ function parseJsonBody(body: string): { text?: unknown; id?: string; user?: stri
 
 export async function publishRoute(c: RelayContext): Promise<Response> {
   const { maxFrameBytes, bodyTimeoutMs } = c.var.settings;
+  const who = await admit(c.req.raw, c.var.settings, "publish", c.var.room);
   const type = mediaType(c.req.header("Content-Type"));
   if (type !== "application/json" && type !== "text/plain") {
     await discardBody(c.req.raw);
@@ -64,12 +68,13 @@ export async function publishRoute(c: RelayContext): Promise<Response> {
     user: fromJson.user ?? c.req.query("user"),
   };
   const room = c.var.room;
-  const { event, duplicate } = unwrap(await roomStub(c.env, room).publish(room, input));
+  const { event, duplicate } = unwrap(await roomStub(c.env, room).publish(room, input, who));
   return c.body(eventJson(event), duplicate ? 200 : 201, { "Content-Type": "application/json" });
 }
 
 export async function historyRoute(c: RelayContext): Promise<Response> {
   const room = c.var.room;
+  await admit(c.req.raw, c.var.settings, "subscribe", room);
   const since = parseOffset(c.req.query("since"), "since") ?? 0;
   const limit = parseOffset(c.req.query("limit"), "limit") ?? 0;
   const page = unwrap(await roomStub(c.env, room).history(room, since, limit));
@@ -80,6 +85,7 @@ export async function historyRoute(c: RelayContext): Promise<Response> {
 
 export async function presenceRoute(c: RelayContext): Promise<Response> {
   const room = c.var.room;
+  await admit(c.req.raw, c.var.settings, "presence", room);
   const members = await roomStub(c.env, room).presence();
   const msg = create(PresenceResponseSchema, {
     room,
@@ -90,6 +96,7 @@ export async function presenceRoute(c: RelayContext): Promise<Response> {
 
 export async function statsRoute(c: RelayContext): Promise<Response> {
   const room = c.var.room;
+  await admit(c.req.raw, c.var.settings, "presence", room);
   const s = await roomStub(c.env, room).stats();
   const msg = create(RoomStatsSchema, {
     room,

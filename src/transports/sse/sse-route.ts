@@ -4,17 +4,20 @@
  * `data:` the ChatEvent JSON; protocol/formats.ts), which go out as they are, one write per
  * batch; this adds the `retry:` line, heartbeat comments, and the end: a last `disconnect` event
  * whose data is relay.v1.Disconnect, then the end of the stream. A refusal before the stream
- * starts (bad resume point, full room) is an HTTP error, which EventSource does not retry.
+ * starts (a token or right refused, a bad resume point, a full room) is an HTTP error, which
+ * EventSource does not retry.
  *
  * Hono's streamSSE is not used: it formats one event per write, and wraps the body in two
  * JavaScript streams; the room's bytes need neither (edge/byte-stream.ts).
  */
 import { create, toJsonString } from "@bufbuild/protobuf";
 import { byteStream } from "../../edge/byte-stream";
+import { admit } from "../../edge/caller";
 import type { RelayContext } from "../../edge/context";
 import { RoomSubscription } from "../../edge/subscription";
 import type { Disconnect } from "../../errors";
 import { DisconnectSchema } from "../../gen/relay/v1/relay_pb";
+import { parseUser } from "../../protocol/rules";
 
 /** How long an EventSource waits before reconnecting, sent as `retry:`. */
 const RETRY_MS = 1000;
@@ -38,17 +41,21 @@ function disconnectEvent(end: Disconnect): Uint8Array {
 }
 
 export async function sseRoute(c: RelayContext): Promise<Response> {
+  const room = c.var.room;
+  // A refusal (token, rights) is an HTTP 401/403 before the stream starts.
+  const name = parseUser(c.req.query("user"));
+  const who = await admit(c.req.raw, c.var.settings, "subscribe", room, { queryToken: true, name });
   // Hono serves HEAD with the GET route and drops the body: nobody would read this stream, so it
   // must not subscribe (a subscriber per HEAD, never ended, would fill the room).
   if (c.req.method === "HEAD") return new Response(null, { headers: HEADERS });
   const sub = await RoomSubscription.open(c.env, c.var.settings, {
-    room: c.var.room,
+    room,
     via: "sse",
     format: "event-stream",
     // The header is what a reconnecting EventSource sends; `?since=` is for the first connect.
     since: c.req.header("Last-Event-ID") ?? c.req.query("since"),
     epoch: c.req.query("epoch"),
-    user: c.req.query("user"),
+    who,
   });
   const out = byteStream();
   // With `enable_request_signal` the request's signal fires once the runtime notices the client

@@ -2,23 +2,49 @@
  * `GET /rooms/:room/ws`: a browser's or service's WebSocket, handed to the room's Durable Object
  * as it is (the room accepts it with the Hibernation API, picks its format from its subprotocol,
  * and closes it with the close code of the errors table when it ends it). Query: `since` (resume
- * after this offset), `epoch` (the epoch of `since`), `user`.
+ * after this offset), `epoch` (the epoch of `since`), `user` (an anonymous client's name), `token`
+ * (or `Authorization: Bearer`).
+ *
+ * A caller refused for its token or rights is accepted here and closed at once with the table's
+ * close code: a browser cannot read the status of a refused upgrade, only a close code.
  */
 import { discardBody } from "../../edge/body";
+import { admit } from "../../edge/caller";
 import type { RelayContext } from "../../edge/context";
 import { forwardWebSocket } from "../../edge/room-client";
-import { RelayError } from "../../errors";
+import { CODES, RelayError } from "../../errors";
+import { closeSocket } from "../../protocol/close";
+import { formatFromProtocols } from "../../protocol/formats";
+import { parseUser } from "../../protocol/rules";
+
+/** Accepts the upgrade and closes it with `err`'s close code, in the subprotocol the client offered. */
+function refuse(request: Request, err: RelayError): Response {
+  const { 0: client, 1: server } = new WebSocketPair();
+  server.accept();
+  closeSocket(server, CODES[err.code].close, err.message);
+  const { protocol } = formatFromProtocols(request.headers.get("Sec-WebSocket-Protocol"));
+  const headers: HeadersInit = protocol ? { "Sec-WebSocket-Protocol": protocol } : {};
+  return new Response(null, { status: 101, webSocket: client, headers });
+}
 
 export async function wsRoute(c: RelayContext): Promise<Response> {
   if (c.req.header("Upgrade")?.toLowerCase() !== "websocket") {
     await discardBody(c.req.raw);
     throw new RelayError("upgrade_required", "this route takes a WebSocket upgrade (Upgrade: websocket)");
   }
+  const room = c.var.room;
+  const name = parseUser(c.req.query("user"));
+  let who: Awaited<ReturnType<typeof admit>>;
+  try {
+    who = await admit(c.req.raw, c.var.settings, "subscribe", room, { queryToken: true, name });
+  } catch (e) {
+    return refuse(c.req.raw, RelayError.from(e));
+  }
   return forwardWebSocket(c.env, c.req.raw, {
-    room: c.var.room,
+    room,
     via: "websocket",
     since: c.req.query("since"),
     epoch: c.req.query("epoch"),
-    user: c.req.query("user"),
+    who,
   });
 }

@@ -18,7 +18,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file relay/v1/relay.proto.
  */
 export const file_relay_v1_relay: GenFile = /*@__PURE__*/
-  fileDesc("ChRyZWxheS92MS9yZWxheS5wcm90bxIIcmVsYXkudjEiRgoLQ2hhdE1lc3NhZ2USDAoEdXNlchgBIAEoCRIPCgdtZXNzYWdlGAIgASgJEgwKBHJvb20YAyABKAkSCgoCaWQYBCABKAkixwEKCUNoYXRFdmVudBIMCgRyb29tGAEgASgJEgsKA3NlcRgCIAEoBBINCgVlcG9jaBgDIAEoCRIKCgJpZBgEIAEoCRIMCgR1c2VyGAUgASgJEg8KB3RpbWVfbXMYBiABKAMSDAoEa2luZBgHIAEoCRIMCgR0ZXh0GAggASgJEhEKCWZpcnN0X3NlcRgJIAEoBBIQCghsYXN0X3NlcRgKIAEoBBIOCgZyZWFzb24YCyABKAkSFAoMcmVzdW1lX2FmdGVyGAwgASgEIkYKDlB1Ymxpc2hSZXF1ZXN0EgwKBHJvb20YASABKAkSDAoEdGV4dBgCIAEoCRIKCgJpZBgDIAEoCRIMCgR1c2VyGAQgASgJIkgKD1B1Ymxpc2hSZXNwb25zZRIiCgVldmVudBgBIAEoCzITLnJlbGF5LnYxLkNoYXRFdmVudBIRCglkdXBsaWNhdGUYAiABKAgiTQoQU3Vic2NyaWJlUmVxdWVzdBIMCgRyb29tGAEgASgJEhIKBXNpbmNlGAIgASgESACIAQESDQoFZXBvY2gYAyABKAlCCAoGX3NpbmNlIjwKDkhpc3RvcnlSZXF1ZXN0EgwKBHJvb20YASABKAkSDQoFc2luY2UYAiABKAQSDQoFbGltaXQYAyABKA0ifAoPSGlzdG9yeVJlc3BvbnNlEiMKBmV2ZW50cxgBIAMoCzITLnJlbGF5LnYxLkNoYXRFdmVudBINCgVlcG9jaBgCIAEoCRIRCglmaXJzdF9zZXEYAyABKAQSEAoIbGFzdF9zZXEYBCABKAQSEAoIaGFzX21vcmUYBSABKAgiHwoPUHJlc2VuY2VSZXF1ZXN0EgwKBHJvb20YASABKAkiSgoOUHJlc2VuY2VNZW1iZXISDAoEdXNlchgBIAEoCRIRCgl0cmFuc3BvcnQYAiABKAkSFwoPY29ubmVjdGVkX2F0X21zGAMgASgDIksKEFByZXNlbmNlUmVzcG9uc2USDAoEcm9vbRgBIAEoCRIpCgdtZW1iZXJzGAIgAygLMhgucmVsYXkudjEuUHJlc2VuY2VNZW1iZXIiNgoJRXJyb3JJbmZvEgwKBGNvZGUYASABKAkSDwoHbWVzc2FnZRgCIAEoCRIKCgJpZBgDIAEoCSISCgRQaW5nEgoKAmlkGAEgASgEIhIKBFBvbmcSCgoCaWQYASABKAQiYwoLQ2xpZW50RnJhbWUSKwoHcHVibGlzaBgBIAEoCzIYLnJlbGF5LnYxLlB1Ymxpc2hSZXF1ZXN0SAASHgoEcG9uZxgCIAEoCzIOLnJlbGF5LnYxLlBvbmdIAEIHCgVmcmFtZSIxCgpFdmVudEJhdGNoEiMKBmV2ZW50cxgBIAMoCzITLnJlbGF5LnYxLkNoYXRFdmVudCLTAQoLU2VydmVyRnJhbWUSJAoFZXZlbnQYASABKAsyEy5yZWxheS52MS5DaGF0RXZlbnRIABIoCgNhY2sYAiABKAsyGS5yZWxheS52MS5QdWJsaXNoUmVzcG9uc2VIABIkCgVlcnJvchgDIAEoCzITLnJlbGF5LnYxLkVycm9ySW5mb0gAEiUKBWJhdGNoGAQgASgLMhQucmVsYXkudjEuRXZlbnRCYXRjaEgAEh4KBHBpbmcYBSABKAsyDi5yZWxheS52MS5QaW5nSABCBwoFZnJhbWUiPgoKRGlzY29ubmVjdBIMCgRjb2RlGAEgASgJEg8KB21lc3NhZ2UYAiABKAkSEQoJcmVjb25uZWN0GAMgASgIIp0CCglSb29tU3RhdHMSDAoEcm9vbRgBIAEoCRINCgVlcG9jaBgCIAEoCRIRCglmaXJzdF9zZXEYAyABKAQSEAoIbGFzdF9zZXEYBCABKAQSOQoLY29ubmVjdGlvbnMYBSADKAsyJC5yZWxheS52MS5Sb29tU3RhdHMuQ29ubmVjdGlvbnNFbnRyeRIcChRvYmplY3Rfc3RhcnRlZF9hdF9tcxgGIAEoAxIPCgdmbHVzaGVzGAcgASgEEhYKDmZsdXNoZWRfZXZlbnRzGAggASgEEhgKEHNsb3dfZGlzY29ubmVjdHMYCSABKAQaMgoQQ29ubmVjdGlvbnNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKA06AjgBMsgCCgtDaGF0U2VydmljZRI2CgRDaGF0EhUucmVsYXkudjEuQ2hhdE1lc3NhZ2UaEy5yZWxheS52MS5DaGF0RXZlbnQoATABEj4KCVN1YnNjcmliZRIaLnJlbGF5LnYxLlN1YnNjcmliZVJlcXVlc3QaEy5yZWxheS52MS5DaGF0RXZlbnQwARI+CgdQdWJsaXNoEhgucmVsYXkudjEuUHVibGlzaFJlcXVlc3QaGS5yZWxheS52MS5QdWJsaXNoUmVzcG9uc2USPgoHSGlzdG9yeRIYLnJlbGF5LnYxLkhpc3RvcnlSZXF1ZXN0GhkucmVsYXkudjEuSGlzdG9yeVJlc3BvbnNlEkEKCFByZXNlbmNlEhkucmVsYXkudjEuUHJlc2VuY2VSZXF1ZXN0GhoucmVsYXkudjEuUHJlc2VuY2VSZXNwb25zZWIGcHJvdG8z");
+  fileDesc("ChRyZWxheS92MS9yZWxheS5wcm90bxIIcmVsYXkudjEiRgoLQ2hhdE1lc3NhZ2USDAoEdXNlchgBIAEoCRIPCgdtZXNzYWdlGAIgASgJEgwKBHJvb20YAyABKAkSCgoCaWQYBCABKAkixwEKCUNoYXRFdmVudBIMCgRyb29tGAEgASgJEgsKA3NlcRgCIAEoBBINCgVlcG9jaBgDIAEoCRIKCgJpZBgEIAEoCRIMCgR1c2VyGAUgASgJEg8KB3RpbWVfbXMYBiABKAMSDAoEa2luZBgHIAEoCRIMCgR0ZXh0GAggASgJEhEKCWZpcnN0X3NlcRgJIAEoBBIQCghsYXN0X3NlcRgKIAEoBBIOCgZyZWFzb24YCyABKAkSFAoMcmVzdW1lX2FmdGVyGAwgASgEIkYKDlB1Ymxpc2hSZXF1ZXN0EgwKBHJvb20YASABKAkSDAoEdGV4dBgCIAEoCRIKCgJpZBgDIAEoCRIMCgR1c2VyGAQgASgJIkgKD1B1Ymxpc2hSZXNwb25zZRIiCgVldmVudBgBIAEoCzITLnJlbGF5LnYxLkNoYXRFdmVudBIRCglkdXBsaWNhdGUYAiABKAgiTQoQU3Vic2NyaWJlUmVxdWVzdBIMCgRyb29tGAEgASgJEhIKBXNpbmNlGAIgASgESACIAQESDQoFZXBvY2gYAyABKAlCCAoGX3NpbmNlIjwKDkhpc3RvcnlSZXF1ZXN0EgwKBHJvb20YASABKAkSDQoFc2luY2UYAiABKAQSDQoFbGltaXQYAyABKA0ifAoPSGlzdG9yeVJlc3BvbnNlEiMKBmV2ZW50cxgBIAMoCzITLnJlbGF5LnYxLkNoYXRFdmVudBINCgVlcG9jaBgCIAEoCRIRCglmaXJzdF9zZXEYAyABKAQSEAoIbGFzdF9zZXEYBCABKAQSEAoIaGFzX21vcmUYBSABKAgiHwoPUHJlc2VuY2VSZXF1ZXN0EgwKBHJvb20YASABKAkiSgoOUHJlc2VuY2VNZW1iZXISDAoEdXNlchgBIAEoCRIRCgl0cmFuc3BvcnQYAiABKAkSFwoPY29ubmVjdGVkX2F0X21zGAMgASgDIksKEFByZXNlbmNlUmVzcG9uc2USDAoEcm9vbRgBIAEoCRIpCgdtZW1iZXJzGAIgAygLMhgucmVsYXkudjEuUHJlc2VuY2VNZW1iZXIiNgoJRXJyb3JJbmZvEgwKBGNvZGUYASABKAkSDwoHbWVzc2FnZRgCIAEoCRIKCgJpZBgDIAEoCSISCgRQaW5nEgoKAmlkGAEgASgEIhIKBFBvbmcSCgoCaWQYASABKAQiHwoOUmVmcmVzaFJlcXVlc3QSDQoFdG9rZW4YASABKAkiKAoPUmVmcmVzaFJlc3BvbnNlEhUKDWV4cGlyZXNfYXRfbXMYASABKAMikAEKC0NsaWVudEZyYW1lEisKB3B1Ymxpc2gYASABKAsyGC5yZWxheS52MS5QdWJsaXNoUmVxdWVzdEgAEh4KBHBvbmcYAiABKAsyDi5yZWxheS52MS5Qb25nSAASKwoHcmVmcmVzaBgDIAEoCzIYLnJlbGF5LnYxLlJlZnJlc2hSZXF1ZXN0SABCBwoFZnJhbWUiMQoKRXZlbnRCYXRjaBIjCgZldmVudHMYASADKAsyEy5yZWxheS52MS5DaGF0RXZlbnQigwIKC1NlcnZlckZyYW1lEiQKBWV2ZW50GAEgASgLMhMucmVsYXkudjEuQ2hhdEV2ZW50SAASKAoDYWNrGAIgASgLMhkucmVsYXkudjEuUHVibGlzaFJlc3BvbnNlSAASJAoFZXJyb3IYAyABKAsyEy5yZWxheS52MS5FcnJvckluZm9IABIlCgViYXRjaBgEIAEoCzIULnJlbGF5LnYxLkV2ZW50QmF0Y2hIABIeCgRwaW5nGAUgASgLMg4ucmVsYXkudjEuUGluZ0gAEi4KCXJlZnJlc2hlZBgGIAEoCzIZLnJlbGF5LnYxLlJlZnJlc2hSZXNwb25zZUgAQgcKBWZyYW1lIj4KCkRpc2Nvbm5lY3QSDAoEY29kZRgBIAEoCRIPCgdtZXNzYWdlGAIgASgJEhEKCXJlY29ubmVjdBgDIAEoCCKdAgoJUm9vbVN0YXRzEgwKBHJvb20YASABKAkSDQoFZXBvY2gYAiABKAkSEQoJZmlyc3Rfc2VxGAMgASgEEhAKCGxhc3Rfc2VxGAQgASgEEjkKC2Nvbm5lY3Rpb25zGAUgAygLMiQucmVsYXkudjEuUm9vbVN0YXRzLkNvbm5lY3Rpb25zRW50cnkSHAoUb2JqZWN0X3N0YXJ0ZWRfYXRfbXMYBiABKAMSDwoHZmx1c2hlcxgHIAEoBBIWCg5mbHVzaGVkX2V2ZW50cxgIIAEoBBIYChBzbG93X2Rpc2Nvbm5lY3RzGAkgASgEGjIKEENvbm5lY3Rpb25zRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgNOgI4ATLIAgoLQ2hhdFNlcnZpY2USNgoEQ2hhdBIVLnJlbGF5LnYxLkNoYXRNZXNzYWdlGhMucmVsYXkudjEuQ2hhdEV2ZW50KAEwARI+CglTdWJzY3JpYmUSGi5yZWxheS52MS5TdWJzY3JpYmVSZXF1ZXN0GhMucmVsYXkudjEuQ2hhdEV2ZW50MAESPgoHUHVibGlzaBIYLnJlbGF5LnYxLlB1Ymxpc2hSZXF1ZXN0GhkucmVsYXkudjEuUHVibGlzaFJlc3BvbnNlEj4KB0hpc3RvcnkSGC5yZWxheS52MS5IaXN0b3J5UmVxdWVzdBoZLnJlbGF5LnYxLkhpc3RvcnlSZXNwb25zZRJBCghQcmVzZW5jZRIZLnJlbGF5LnYxLlByZXNlbmNlUmVxdWVzdBoaLnJlbGF5LnYxLlByZXNlbmNlUmVzcG9uc2ViBnByb3RvMw");
 
 /**
  * A message on the bidirectional Chat stream. Fields 1 and 2 are the seed's and keep their numbers.
@@ -429,7 +429,7 @@ export const PresenceResponseSchema: GenMessage<PresenceResponse> = /*@__PURE__*
 export type ErrorInfo = Message<"relay.v1.ErrorInfo"> & {
   /**
    * A stable code: invalid_argument, too_large, rate_limited, room_full, unauthenticated,
-   * permission_denied, not_found, internal (see the README's error table).
+   * token_expired, permission_denied, not_found, internal (see the README's error table).
    *
    * @generated from field: string code = 1;
    */
@@ -497,6 +497,45 @@ export const PongSchema: GenMessage<Pong> = /*@__PURE__*/
   messageDesc(file_relay_v1_relay, 12);
 
 /**
+ * A new token for the same `sub`, sent before the connection's token expires, so it stays open
+ * (docs/auth.md). Answered with RefreshResponse, or an error frame that changes nothing.
+ *
+ * @generated from message relay.v1.RefreshRequest
+ */
+export type RefreshRequest = Message<"relay.v1.RefreshRequest"> & {
+  /**
+   * @generated from field: string token = 1;
+   */
+  token: string;
+};
+
+/**
+ * Describes the message relay.v1.RefreshRequest.
+ * Use `create(RefreshRequestSchema)` to create a new message.
+ */
+export const RefreshRequestSchema: GenMessage<RefreshRequest> = /*@__PURE__*/
+  messageDesc(file_relay_v1_relay, 13);
+
+/**
+ * The connection now lives until the new token's expiry.
+ *
+ * @generated from message relay.v1.RefreshResponse
+ */
+export type RefreshResponse = Message<"relay.v1.RefreshResponse"> & {
+  /**
+   * @generated from field: int64 expires_at_ms = 1;
+   */
+  expiresAtMs: bigint;
+};
+
+/**
+ * Describes the message relay.v1.RefreshResponse.
+ * Use `create(RefreshResponseSchema)` to create a new message.
+ */
+export const RefreshResponseSchema: GenMessage<RefreshResponse> = /*@__PURE__*/
+  messageDesc(file_relay_v1_relay, 14);
+
+/**
  * A frame from a client on the WebSocket subprotocols `relay.v1.json` and `relay.v1.proto`.
  *
  * @generated from message relay.v1.ClientFrame
@@ -517,6 +556,12 @@ export type ClientFrame = Message<"relay.v1.ClientFrame"> & {
      */
     value: Pong;
     case: "pong";
+  } | {
+    /**
+     * @generated from field: relay.v1.RefreshRequest refresh = 3;
+     */
+    value: RefreshRequest;
+    case: "refresh";
   } | { case: undefined; value?: undefined };
 };
 
@@ -525,7 +570,7 @@ export type ClientFrame = Message<"relay.v1.ClientFrame"> & {
  * Use `create(ClientFrameSchema)` to create a new message.
  */
 export const ClientFrameSchema: GenMessage<ClientFrame> = /*@__PURE__*/
-  messageDesc(file_relay_v1_relay, 13);
+  messageDesc(file_relay_v1_relay, 15);
 
 /**
  * Events published close together, in offset order. Under load the room coalesces the events of
@@ -546,7 +591,7 @@ export type EventBatch = Message<"relay.v1.EventBatch"> & {
  * Use `create(EventBatchSchema)` to create a new message.
  */
 export const EventBatchSchema: GenMessage<EventBatch> = /*@__PURE__*/
-  messageDesc(file_relay_v1_relay, 14);
+  messageDesc(file_relay_v1_relay, 16);
 
 /**
  * A frame from the server on the WebSocket subprotocols `relay.v1.json` and `relay.v1.proto`.
@@ -588,6 +633,12 @@ export type ServerFrame = Message<"relay.v1.ServerFrame"> & {
      */
     value: Ping;
     case: "ping";
+  } | {
+    /**
+     * @generated from field: relay.v1.RefreshResponse refreshed = 6;
+     */
+    value: RefreshResponse;
+    case: "refreshed";
   } | { case: undefined; value?: undefined };
 };
 
@@ -596,7 +647,7 @@ export type ServerFrame = Message<"relay.v1.ServerFrame"> & {
  * Use `create(ServerFrameSchema)` to create a new message.
  */
 export const ServerFrameSchema: GenMessage<ServerFrame> = /*@__PURE__*/
-  messageDesc(file_relay_v1_relay, 15);
+  messageDesc(file_relay_v1_relay, 17);
 
 /**
  * Why a subscription ended, in every transport's own terms from one table (see the README's error
@@ -631,7 +682,7 @@ export type Disconnect = Message<"relay.v1.Disconnect"> & {
  * Use `create(DisconnectSchema)` to create a new message.
  */
 export const DisconnectSchema: GenMessage<Disconnect> = /*@__PURE__*/
-  messageDesc(file_relay_v1_relay, 16);
+  messageDesc(file_relay_v1_relay, 18);
 
 /**
  * A room's counters (`GET /rooms/:room/stats`), for operators and the benchmark.
@@ -701,7 +752,7 @@ export type RoomStats = Message<"relay.v1.RoomStats"> & {
  * Use `create(RoomStatsSchema)` to create a new message.
  */
 export const RoomStatsSchema: GenMessage<RoomStats> = /*@__PURE__*/
-  messageDesc(file_relay_v1_relay, 17);
+  messageDesc(file_relay_v1_relay, 19);
 
 /**
  * The relay's RPC service.
