@@ -21,6 +21,8 @@ export interface DevServerOptions {
    * vars alone, as `npm run deploy` ships them.
    */
   open?: boolean;
+  /** A dotenv file of vars, in place of a developer's .dev.vars (e.g. .dev.vars.example, what `npm start` copies). */
+  envFile?: string;
   /** HTTP port on 127.0.0.1; a free one when omitted. */
   port?: number;
   /** Another worker's wrangler.toml (the benchmark's floor); the relay's when omitted. */
@@ -144,7 +146,7 @@ export async function startDevServer(opts: DevServerOptions = {}): Promise<DevSe
   const args = ["dev", "--port", String(port), "--inspector-port", String(inspectorPort), "--persist-to", persistTo];
   // Only the vars given here and wrangler.toml's: an empty --env-file keeps a developer's
   // .dev.vars (made by `npm start`) out of tests and benchmarks.
-  args.push("--env-file", EMPTY_ENV_FILE);
+  args.push("--env-file", opts.envFile ?? EMPTY_ENV_FILE);
   if (opts.config) args.push("--config", opts.config);
   const vars = opts.open === false ? (opts.vars ?? {}) : { ...OPEN_VARS, ...opts.vars };
   for (const [k, v] of Object.entries(vars)) args.push("--var", `${k}:${v}`);

@@ -5,7 +5,7 @@
  * alone: `alg: none`, an HMAC token checked against a public key, or any other algorithm is
  * refused. The token itself never appears in an error message (Hono's own messages hold it).
  */
-import { decode, verify, verifyWithJwks } from "hono/jwt";
+import { decode, verify, verifyWithJwks } from "hono/utils/jwt/jwt";
 import { RelayError } from "../errors";
 import { parseUser } from "../protocol/rules";
 import type { Settings } from "../settings";
