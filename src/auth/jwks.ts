@@ -1,7 +1,8 @@
 /**
- * The JSON Web Key Set at RELAY_JWKS_URL, fetched once per JWKS_CACHE_SECONDS per isolate (and
- * again for a `kid` it does not hold, at most every {@link REFETCH_MS}), so a token from an
- * identity provider costs no fetch in the common case and a rotated key is picked up at once.
+ * The JSON Web Key Set at RELAY_JWKS_URL, fetched once per JWKS_CACHE_SECONDS per isolate, and
+ * again at once for a `kid` it does not hold (such refetches at most every {@link REFETCH_MS}, so
+ * tokens naming made-up keys cannot make a fetch each): a token from an identity provider costs no
+ * fetch in the common case, and a rotated key is picked up at once.
  */
 import { RelayError } from "../errors";
 
@@ -15,6 +16,9 @@ interface Cached {
   keys: JWK[];
   fetchedAtMs: number;
 }
+
+/** When each URL was last fetched again for an unknown `kid`. */
+const lastRefetch = new Map<string, number>();
 
 const cache = new Map<string, Cached>();
 const inFlight = new Map<string, Promise<Cached>>();
@@ -49,6 +53,9 @@ export async function jwksKeys(url: string, kid: unknown, cacheMs: number): Prom
   const now = Date.now();
   let c = cache.get(url);
   if (!c || now - c.fetchedAtMs > cacheMs) c = await load(url);
-  else if (!c.keys.some((k) => k.kid === kid) && now - c.fetchedAtMs > REFETCH_MS) c = await load(url);
+  else if (!c.keys.some((k) => k.kid === kid) && now - (lastRefetch.get(url) ?? 0) > REFETCH_MS) {
+    lastRefetch.set(url, now);
+    c = await load(url);
+  }
   return c.keys;
 }

@@ -21,7 +21,7 @@ const invalid = (why: string) => new RelayError("unauthenticated", `invalid toke
 function fromHono(e: unknown): RelayError {
   if (e instanceof RelayError) return e;
   const name = (e as Error)?.name ?? "";
-  if (name === "JwtTokenExpired") return new RelayError("token_expired", "the token has expired: get a new one");
+  if (name === "JwtTokenExpired") return new RelayError("token_expired", "token expired: get a new one");
   if (name === "JwtTokenNotBefore") return invalid("not valid yet (nbf)");
   if (name === "JwtTokenSignatureMismatched") return invalid("bad signature");
   if (name === "JwtTokenIssuedAt") return invalid("issued in the future (iat)");

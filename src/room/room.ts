@@ -223,7 +223,7 @@ export class Room extends DurableObject<RoomEnv> {
     for (const ws of this.#connections.open()) {
       const exp = this.#connections.get(ws).who.expMs;
       if (exp === 0) continue;
-      if (exp <= now) this.#close(ws, "token_expired", "the token has expired: reconnect with a new one");
+      if (exp <= now) this.#close(ws, "token_expired", "token expired: reconnect with a new token");
       else next = next === 0 ? exp : Math.min(next, exp);
     }
     if (next !== 0) this.#armExpiry(next);

@@ -34,16 +34,17 @@ app.use("*", async (c, next) => {
   }
 });
 
-app.get("/healthz", (c) => c.json({ ok: true }));
-
 // A page on a foreign origin is refused before anything else, whatever the route or content type:
 // CORS alone would still let its `text/plain` POST, EventSource and WebSocket through.
 app.use("*", async (c, next) => {
-  if (!originAllowed(c.req.header("Origin"), c.req.url, c.var.settings.allowedOrigins)) {
+  const { allowedOrigins } = c.var.settings;
+  if (!originAllowed(c.req.header("Origin"), c.req.header("Sec-Fetch-Site"), c.req.url, allowedOrigins)) {
     throw new RelayError("permission_denied", "requests from this origin are not allowed (see ALLOWED_ORIGINS)");
   }
   await next();
 });
+
+app.get("/healthz", (c) => c.json({ ok: true }));
 
 // Browsers on other origins (connect-web, EventSource, fetch) need CORS. Only listed origins get
 // it; "*" only when ALLOWED_ORIGINS says so.

@@ -7,7 +7,8 @@
  * The relay's own origin is the request's, but only under a host it is really served as: the
  * request's host comes from its Host header, which a DNS-rebinding page sets to its own name.
  * Loopback names (local development) and `*.workers.dev` (Cloudflare routes only the Worker's own
- * name there) are; a custom domain is listed in ALLOWED_ORIGINS.
+ * name there) are; a custom domain is listed in ALLOWED_ORIGINS. A browser's request without an
+ * Origin (a same-origin GET) is held to the same host rule.
  */
 const LOOPBACK = new Set(["localhost", "127.0.0.1", "[::1]"]);
 
@@ -26,11 +27,27 @@ export function listed(origin: string, allowed: readonly string[]): boolean {
   return allowed.includes("*") || allowed.includes(origin);
 }
 
-export function originAllowed(origin: string | undefined, requestUrl: string, allowed: readonly string[]): boolean {
-  if (origin === undefined) return true;
+/** Whether the relay is really served under `url`'s host (not a name a rebinding page gave it). */
+function servedHost(url: URL, allowed: readonly string[]): boolean {
+  if (LOOPBACK.has(url.hostname) || url.hostname.endsWith(".workers.dev")) return true;
+  return allowed.some((a) => a !== "*" && new URL(a).host === url.host);
+}
+
+/**
+ * Whether a request may go on: `origin` is its Origin header, `fetchSite` its Sec-Fetch-Site (sent
+ * by browsers on every request, also same-origin GETs, which carry no Origin: an EventSource or a
+ * history read from a page on a rebinding domain has only this to tell it from curl).
+ */
+export function originAllowed(
+  origin: string | undefined,
+  fetchSite: string | undefined,
+  requestUrl: string,
+  allowed: readonly string[],
+): boolean {
+  const own = new URL(requestUrl);
+  if (origin === undefined) return fetchSite === undefined || servedHost(own, allowed);
   const o = normalise(origin);
   if (o === undefined) return false;
   if (listed(o, allowed)) return true;
-  const own = new URL(requestUrl);
-  return o === own.origin && (LOOPBACK.has(own.hostname) || own.hostname.endsWith(".workers.dev"));
+  return o === own.origin && servedHost(own, allowed);
 }

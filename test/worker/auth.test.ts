@@ -90,7 +90,11 @@ describe("rights", () => {
     expect(can(alice, "subscribe", "a")).toBe(true);
     expect(can(alice, "publish", "a")).toBe(false);
     expect(can(alice, "admin", "a")).toBe(false);
-    expect(principal(alice, "a", "1.2.3.4", "mallory")).toMatchObject({ user: "alice", userFixed: true, owner: "alice" });
+    expect(principal(alice, "a", "1.2.3.4", "mallory")).toMatchObject({
+      user: "alice",
+      userFixed: true,
+      owner: "alice",
+    });
     const admin = { ...alice, sub: "ops", rights: { ...rights, admin: true } };
     expect(can(admin, "publish", "zzz")).toBe(true);
     expect(principal(admin, "a", "1.2.3.4", "bot")).toMatchObject({ user: "bot", userFixed: false, owner: "ops" });

@@ -57,3 +57,14 @@ it("lets browsers call only from the relay's own origin (under a host it is serv
     res.webSocket?.close();
   }
 });
+
+it("refuses a browser's same-origin read (no Origin, Sec-Fetch-Site) under a host the relay is not served as", async () => {
+  const read = (url: string) => SELF.fetch(url, { headers: { "Sec-Fetch-Site": "same-origin" } });
+  // A page on evil.example, rebound to the relay's address: its EventSource and fetches carry no Origin.
+  const rebound = await read("https://evil.example/rooms/rebound/messages");
+  expect(rebound.status).toBe(403);
+  expect(await rebound.json()).toMatchObject({ error: { code: "permission_denied" } });
+  expect((await read("http://localhost:8787/rooms/rebound/messages")).status).toBe(200);
+  // curl and servers send no Sec-Fetch-Site: any host.
+  expect((await SELF.fetch("https://evil.example/rooms/rebound/messages")).status).toBe(200);
+});

@@ -39,11 +39,12 @@ export class SseClient {
   /**
    * Connects to `url`. `lastEventId`, when given, is sent as the `Last-Event-ID` header on the first
    * connect (what a browser sends when it reconnects); later reconnects send the library's own.
+   * `headers` go on every request (Authorization, Origin).
    */
-  constructor(url: string, opts: { lastEventId?: string } = {}) {
+  constructor(url: string, opts: { lastEventId?: string; headers?: Record<string, string> } = {}) {
     let first = true;
     const tapFetch = async (input: string | URL, init: EventSourceFetchInit) => {
-      const headers: Record<string, string> = { ...init.headers };
+      const headers: Record<string, string> = { ...init.headers, ...opts.headers };
       if (first && opts.lastEventId !== undefined) headers["Last-Event-ID"] = opts.lastEventId;
       first = false;
       this.requests.push(headers["Last-Event-ID"] ?? null);

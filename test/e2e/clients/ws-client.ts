@@ -24,6 +24,8 @@ export interface WsOptions {
    */
   flowControl?: boolean;
   confirmEveryBytes?: number;
+  /** Headers of the upgrade request (Authorization, Origin, ...). */
+  headers?: Record<string, string>;
 }
 
 /** A refused WebSocket upgrade: the HTTP status and JSON body. */
@@ -88,7 +90,7 @@ export class WsClient {
     const o = typeof opts === "number" ? { timeoutMs: opts } : opts;
     const timeoutMs = o.timeoutMs ?? 10_000;
     const mode: WsMode = protocol === WS_PROTOCOL.json ? "json" : protocol === WS_PROTOCOL.proto ? "proto" : "plain";
-    const ws = protocol ? new WebSocket(url, protocol) : new WebSocket(url);
+    const ws = new WebSocket(url, protocol ? [protocol] : [], { headers: o.headers });
     const client = new WsClient(ws, url, mode, o);
     await new Promise<void>((done, fail) => {
       const timer = setTimeout(() => {
@@ -167,6 +169,18 @@ export class WsClient {
 
   get protocol(): string {
     return this.ws.protocol;
+  }
+
+  /**
+   * The server's close frame, as soon as it has arrived. `closed` waits for the end of the TCP
+   * connection, which under `wrangler dev` comes ~10 s after the close frame when the room itself
+   * closes a hibernatable socket (docs/runtime-notes.md); a client acts on the frame.
+   */
+  get closeFrame(): { code: number; reason: string } | undefined {
+    if (this.closed) return this.closed;
+    // `ws` keeps the frame's code and reason on the socket from the moment it reads the frame.
+    const w = this.ws as unknown as { _closeFrameReceived?: boolean; _closeCode?: number; _closeMessage?: Buffer };
+    return w._closeFrameReceived ? { code: w._closeCode ?? 1005, reason: String(w._closeMessage ?? "") } : undefined;
   }
 
   /** Resolves with the close code and reason once the socket has closed. */
