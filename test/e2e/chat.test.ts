@@ -2,18 +2,21 @@
  * Connect `Chat`, full duplex over HTTP/1.1 (CHAT_HTTP1_FULL_DUPLEX=true), on a dev server of its
  * own: a Chat call that the server ends while the client still streams its request leaves
  * `wrangler dev`'s proxy unable to open the next WebSocket for a while (seen as a 10 s upgrade
- * timeout in the test that ran next), so it does not share the suite's server.
+ * timeout in the test that ran next), so it does not share the suite's server, and that test runs
+ * last here. Chat with a token: joining needs `subscribe`, each message `publish`.
  */
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import { type Client, Code, ConnectError, createClient } from "@connectrpc/connect";
+import { sign } from "hono/jwt";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type ChatMessageSchema, ChatService } from "../../src/gen/relay/v1/relay_pb";
 import { type DevServer, READY_TIMEOUT_MS, startDevServer } from "../../tools/dev-server";
 import { connectTransports, sleep, streamRecorders, uniqueRoom, waitFor } from "./clients";
 
+const SECRET = "chat-test-secret";
 let server: DevServer;
 beforeAll(async () => {
-  server = await startDevServer({ vars: { CHAT_HTTP1_FULL_DUPLEX: "true" } });
+  server = await startDevServer({ vars: { CHAT_HTTP1_FULL_DUPLEX: "true", RELAY_JWT_SECRET: SECRET } });
 }, READY_TIMEOUT_MS + 10_000);
 afterAll(async () => {
   await server?.stop();
@@ -59,6 +62,42 @@ describe("Chat, full duplex over HTTP/1.1", () => {
     finish();
     await chat.stop();
     expect(chat.error).toBeUndefined();
+  });
+
+  it("with a token: joins with `subscribe`, publishes as the token's sub, and a message without `publish` is an error event", async () => {
+    const room = uniqueRoom("chat-auth");
+    const exp = Math.floor(Date.now() / 1000) + 60;
+    const reader = await sign({ sub: "rita", exp, relay: { subscribe: [room] } }, SECRET, "HS256");
+    const writer = await sign({ sub: "will", exp, relay: { subscribe: [room], publish: [room] } }, SECRET, "HS256");
+    const chatAs = (token: string, text: string) => {
+      async function* messages(): AsyncGenerator<MessageInitShape<typeof ChatMessageSchema>> {
+        yield { room, user: "mallory", message: "" };
+        await waitFor("subscribed", () => chat.events[0]?.kind === "subscribed");
+        yield { message: text, id: `${text.replace(" ", "-")}-1` };
+        await sleep(3000);
+      }
+      const chat = record((signal) =>
+        client.chat(messages(), { signal, headers: { Authorization: `Bearer ${token}` } }),
+      );
+      return chat;
+    };
+    const denied = chatAs(reader, "from rita");
+    await waitFor(
+      "an error event",
+      () => denied.events.find((e) => e.kind === "error"),
+      5000,
+      () => denied.events,
+    );
+    expect(denied.events.find((e) => e.kind === "error")).toMatchObject({ reason: "permission_denied" });
+    const allowed = chatAs(writer, "from will");
+    await waitFor(
+      "will's message",
+      () => allowed.messages().length > 0,
+      5000,
+      () => ({ events: allowed.events, error: allowed.error }),
+    );
+    expect(allowed.messages().map((e) => [e.user, e.text])).toEqual([["will", "from will"]]);
+    expect(denied.messages().map((e) => [e.user, e.text])).toEqual([["will", "from will"]]);
   });
 
   it("ends the call with resource_exhausted for an oversized message, as a WebSocket closes with 1009", async () => {
