@@ -21,10 +21,13 @@ const OFFSET = /^\d{1,16}$/;
 /** A transport label, reported by presence and stats. */
 const VIA = /^[a-z0-9-]{1,16}$/;
 
-/** Room names: 1-64 characters of `A-Z a-z 0-9 . _ ~ -`; anything else never reaches a room. */
+/**
+ * Room names: 1-64 characters of `A-Z a-z 0-9 . _ ~ -`, but not `.` or `..` (a URL path cannot
+ * carry them: they are path steps); anything else never reaches a room.
+ */
 export function parseRoomName(value: unknown): RoomName {
-  if (typeof value !== "string" || !ROOM_NAME.test(value)) {
-    throw new RelayError("invalid_argument", "room names are 1-64 characters of A-Z a-z 0-9 . _ ~ -");
+  if (typeof value !== "string" || !ROOM_NAME.test(value) || value === "." || value === "..") {
+    throw new RelayError("invalid_argument", "room names are 1-64 characters of A-Z a-z 0-9 . _ ~ -, not . or ..");
   }
   return value as RoomName;
 }

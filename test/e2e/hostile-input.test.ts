@@ -221,7 +221,7 @@ it("answers a client close frame with a valid code with the same code", async ()
   await w.done();
 });
 
-it("refuses a message envelope with the compressed flag (no compression negotiated): invalid_argument", async () => {
+it("refuses a message envelope with the compressed flag (no compression negotiated) or a reserved one: invalid_argument", async () => {
   const w = await watchedRoom("compressed");
   const publish = toBinary(PublishRequestSchema, create(PublishRequestSchema, { room: w.room, text: "zipped?" }));
   const subscribe = toBinary(SubscribeRequestSchema, create(SubscribeRequestSchema, { room: w.room, since: 0n }));
@@ -245,6 +245,13 @@ it("refuses a message envelope with the compressed flag (no compression negotiat
     status: 200,
     end: grpcStatus,
   });
+  // Reserved flag bits are refused too (a client may set only the compressed bit).
+  for (const flags of [0x02, 0x04, 0x40, 0x7e, 0x80]) {
+    const end = await streamEnd(await rpc("Publish", "application/grpc-web+proto", envelope(flags, publish)));
+    expect([flags, end]).toEqual([flags, { status: 200, end: grpcStatus }]);
+    const sub = await streamEnd(await rpc("Subscribe", "application/connect+proto", envelope(flags, subscribe)));
+    expect([flags, sub]).toEqual([flags, { status: 200, end: "invalid_argument" }]);
+  }
   // The same requests without the flag work.
   const ok = await rpc("Publish", "application/grpc-web+proto", envelope(0, publish));
   expect(await streamEnd(ok)).toEqual({ status: 200, end: "grpc-status 0" });

@@ -58,6 +58,16 @@ describe("SSE adapter", () => {
     expect(events[0].id).toBe("1");
   });
 
+  it("treats an empty Last-Event-ID as none: ?since= still counts, and a bad one is still refused", async () => {
+    await env.ROOM.getByName("sse-empty-id").publish("sse-empty-id", { text: "kept" }, ANON);
+    const headers = { "Last-Event-ID": "" };
+    const res = await SELF.fetch("https://relay.test/rooms/sse-empty-id/sse?since=0", { headers });
+    const events = parse(await readUntil(res, (t) => t.includes('"kept"')));
+    expect(events.map((e) => e.event)).toEqual(["subscribed", "message"]);
+    const bad = await SELF.fetch("https://relay.test/rooms/sse-empty-id/sse?since=-5", { headers });
+    expect(bad.status).toBe(400);
+  });
+
   it("takes ?since= for a first connect and tells of a gap for another epoch", async () => {
     await env.ROOM.getByName("sse-epoch").publish("sse-epoch", { text: "only" }, ANON);
     const res = await SELF.fetch("https://relay.test/rooms/sse-epoch/sse?since=0&epoch=someother");

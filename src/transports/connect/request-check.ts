@@ -39,12 +39,22 @@ function errorResponse(protocol: Protocol, contentType: string, err: ConnectErro
   return new Response(null, { headers: grpcWeb.setTrailerStatus(new Headers({ "Content-Type": contentType }), err) });
 }
 
-/** The payload of an enveloped body (5-byte head), or throws for one that is truncated or compressed. */
-function envelopePayload(body: Uint8Array): Uint8Array {
-  if (body.byteLength < 5) throw new RelayError("invalid_argument", "truncated message envelope");
-  if (body[0] & compressedFlag) {
+/**
+ * Checks a request envelope's flags: a client may set only the compressed bit (0x01), and only
+ * when a compression was negotiated, which the relay never does; the rest are reserved (0x80 is
+ * the server's trailers, 0x02 Connect's end of stream).
+ */
+export function checkRequestFlags(flags: number): void {
+  if (flags & compressedFlag) {
     throw new RelayError("invalid_argument", "compressed message, but no compression was negotiated");
   }
+  if (flags !== 0) throw new RelayError("invalid_argument", `reserved envelope flags 0x${flags.toString(16)}`);
+}
+
+/** The payload of an enveloped body (5-byte head), or throws for one that is truncated or flagged. */
+function envelopePayload(body: Uint8Array): Uint8Array {
+  if (body.byteLength < 5) throw new RelayError("invalid_argument", "truncated message envelope");
+  checkRequestFlags(body[0]);
   const length = new DataView(body.buffer, body.byteOffset).getUint32(1);
   return body.subarray(5, 5 + length);
 }

@@ -17,7 +17,6 @@ import {
 } from "@bufbuild/protobuf";
 import type { ConnectError } from "@connectrpc/connect";
 import {
-  compressedFlag,
   compressionNegotiate,
   type EnvelopedMessage,
   encodeEnvelope,
@@ -32,6 +31,7 @@ import { byteStream } from "../../edge/byte-stream";
 import { RelayError } from "../../errors";
 import type { BridgeFormat } from "../../protocol/formats";
 import { toConnectError } from "./errors";
+import { checkRequestFlags } from "./request-check";
 
 /** The protocol and codec of one streaming call. */
 export interface StreamProtocol {
@@ -74,12 +74,10 @@ export function checkCallHeaders(p: StreamProtocol, headers: Headers): { timeout
   return { timeoutMs: timeout.timeoutMs };
 }
 
-/** A compressed message without a negotiated compression is the client's error, not ours. */
-async function* refuseCompressed(envelopes: AsyncIterable<EnvelopedMessage>): AsyncIterable<EnvelopedMessage> {
+/** A compressed message without a negotiated compression, or a reserved flag, is the client's error, not ours. */
+async function* refuseFlagged(envelopes: AsyncIterable<EnvelopedMessage>): AsyncIterable<EnvelopedMessage> {
   for await (const e of envelopes) {
-    if (e.flags & compressedFlag) {
-      throw new RelayError("invalid_argument", "compressed message, but no compression was negotiated");
-    }
+    checkRequestFlags(e.flags);
     yield e;
   }
 }
@@ -114,7 +112,7 @@ export function requestMessages<D extends DescMessage>(
   return pipe(
     body,
     transformSplitEnvelope(maxBytes),
-    refuseCompressed,
+    refuseFlagged,
     transformParseEnvelope(inputSerialization(schema, binary), connect.endStreamFlag),
   ) as AsyncIterable<MessageShape<D>>;
 }

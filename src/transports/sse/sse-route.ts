@@ -52,8 +52,9 @@ export async function sseRoute(c: RelayContext): Promise<Response> {
     room,
     via: "sse",
     format: "event-stream",
-    // The header is what a reconnecting EventSource sends; `?since=` is for the first connect.
-    since: c.req.header("Last-Event-ID") ?? c.req.query("since"),
+    // The header is what a reconnecting EventSource sends; `?since=` is for the first connect. An
+    // empty header (no event had an id yet) is no header: it must not hide `?since=`.
+    since: c.req.header("Last-Event-ID")?.trim() || c.req.query("since"),
     epoch: c.req.query("epoch"),
     who,
   });
