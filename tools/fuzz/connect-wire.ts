@@ -53,3 +53,29 @@ export const CONTENT_TYPES = {
   grpcWebProto: "application/grpc-web+proto",
   grpcWebJson: "application/grpc-web+json",
 } as const;
+
+/**
+ * A well-formed call carrying `payload` (a request message, JSON or binary): its kind, content
+ * type and body (enveloped, except Connect's unary protocol). Subscribe streams; gRPC-Web always
+ * envelopes.
+ */
+export function wellFormedCall(
+  method: string,
+  payload: Uint8Array,
+  o: { binary: boolean; grpcWeb: boolean },
+): { kind: "connect-unary" | "connect-stream" | "grpc-web"; contentType: string; body: Uint8Array } {
+  const stream = method === "Subscribe";
+  const kind = o.grpcWeb ? "grpc-web" : stream ? "connect-stream" : "connect-unary";
+  const contentType = o.grpcWeb
+    ? o.binary
+      ? CONTENT_TYPES.grpcWebProto
+      : CONTENT_TYPES.grpcWebJson
+    : stream
+      ? o.binary
+        ? CONTENT_TYPES.connectStreamProto
+        : CONTENT_TYPES.connectStreamJson
+      : o.binary
+        ? CONTENT_TYPES.connectProto
+        : CONTENT_TYPES.connectJson;
+  return { kind, contentType, body: kind === "connect-unary" ? payload : envelope(0, payload) };
+}

@@ -8,6 +8,7 @@
  * A caller refused for its token or rights is accepted here and closed at once with the table's
  * close code: a browser cannot read the status of a refused upgrade, only a close code.
  */
+import type { Principal } from "../../auth/rights";
 import { discardBody } from "../../edge/body";
 import { admit } from "../../edge/caller";
 import type { RelayContext } from "../../edge/context";
@@ -34,7 +35,7 @@ export async function wsRoute(c: RelayContext): Promise<Response> {
   }
   const room = c.var.room;
   const name = parseUser(c.req.query("user"));
-  let who: Awaited<ReturnType<typeof admit>>;
+  let who: Principal;
   try {
     who = await admit(c.req.raw, c.var.settings, "subscribe", room, { queryToken: true, name });
   } catch (e) {

@@ -6,7 +6,7 @@
  * are overlong or past 64 bits). Every request here only reads.
  */
 import { BinaryWriter, WireType } from "@bufbuild/protobuf/wire";
-import { CONTENT_TYPES as CT, envelope } from "../connect-wire";
+import { wellFormedCall } from "../connect-wire";
 import { allOf, epochRule, offsetRule, type Rule } from "../oracle";
 import type { Rng } from "../prng";
 import {
@@ -221,20 +221,7 @@ export function offsetSlices(ctx: FuzzContext): Slice[] {
           const epoch = method === "Subscribe" && rng.chance(0.3) ? `,"epoch":${JSON.stringify(rng.pick(EPOCHS))}` : "";
           payload = Buffer.from(`{"room":"${room}","since":${jsonNumber(rng)}${extra}${epoch}}`);
         }
-        const stream = method === "Subscribe";
-        const kind = grpcWeb ? "grpc-web" : stream ? "connect-stream" : "connect-unary";
-        const contentType = grpcWeb
-          ? binary
-            ? CT.grpcWebProto
-            : CT.grpcWebJson
-          : stream
-            ? binary
-              ? CT.connectStreamProto
-              : CT.connectStreamJson
-            : binary
-              ? CT.connectProto
-              : CT.connectJson;
-        const body = kind === "connect-unary" ? payload : envelope(0, payload);
+        const { kind, contentType, body } = wellFormedCall(method, payload, { binary, grpcWeb });
         return connectAttempt(`${method} ${show(payload)} (${contentType})`, {
           kind,
           method,

@@ -12,7 +12,7 @@ import {
   PublishRequestSchema,
   SubscribeRequestSchema,
 } from "../../../src/gen/relay/v1/relay_pb";
-import { CONTENT_TYPES as CT, envelope } from "../connect-wire";
+import { wellFormedCall } from "../connect-wire";
 import { type Rule, validRoom } from "../oracle";
 import { ALNUM, type Rng } from "../prng";
 import {
@@ -216,18 +216,7 @@ export function roomSlices(_ctx: FuzzContext): Slice[] {
         const payload = binary
           ? toBinary(schema, create(schema, { ...fields, since: method === "Subscribe" ? 0n : undefined } as never))
           : Buffer.from(JSON.stringify(fields));
-        const stream = method === "Subscribe";
-        const kind = grpcWeb ? "grpc-web" : stream ? "connect-stream" : "connect-unary";
-        const contentType = grpcWeb
-          ? CT.grpcWebProto
-          : stream
-            ? binary
-              ? CT.connectStreamProto
-              : CT.connectStreamJson
-            : binary
-              ? CT.connectProto
-              : CT.connectJson;
-        const body = kind === "connect-unary" ? payload : envelope(0, payload);
+        const { kind, contentType, body } = wellFormedCall(method, payload, { binary, grpcWeb });
         const a = connectAttempt(`${method} room ${show(room)} (${contentType})`, {
           kind,
           method,

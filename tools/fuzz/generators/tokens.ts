@@ -14,7 +14,7 @@ import {
   PublishRequestSchema,
   SubscribeRequestSchema,
 } from "../../../src/gen/relay/v1/relay_pb";
-import { CONTENT_TYPES as CT, envelope } from "../connect-wire";
+import { wellFormedCall } from "../connect-wire";
 import { b64url, nowSeconds, signJwt } from "../jwt";
 import { ALNUM, type Rng } from "../prng";
 import {
@@ -231,18 +231,7 @@ export function tokenSlices(ctx: FuzzContext): Slice[] {
         Subscribe: { room, since: "0" },
       }[method];
       const payload = binary ? msg : Buffer.from(JSON.stringify(json));
-      const stream = method === "Subscribe";
-      const kind = grpcWeb ? "grpc-web" : stream ? "connect-stream" : "connect-unary";
-      const contentType = grpcWeb
-        ? CT.grpcWebProto
-        : stream
-          ? binary
-            ? CT.connectStreamProto
-            : CT.connectStreamJson
-          : binary
-            ? CT.connectProto
-            : CT.connectJson;
-      const body = kind === "connect-unary" ? payload : envelope(0, payload);
+      const { kind, contentType, body } = wellFormedCall(method, payload, { binary, grpcWeb });
       const input = `${what} via ${c.how} on ${method} (${contentType})`;
       return connectAttempt(
         input,
