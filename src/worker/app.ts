@@ -5,7 +5,8 @@
  * one table in errors.ts.
  */
 import { cors as connectCors } from "@connectrpc/connect";
-import { Hono } from "hono";
+// hono/tiny: the smallest router (PatternRouter), plenty for a dozen routes; 6 KiB less to deploy.
+import { Hono } from "hono/tiny";
 import { cors } from "hono/cors";
 import { discardBody } from "../edge/body";
 import type { RelayEnv } from "../edge/context";
