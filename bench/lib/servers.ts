@@ -10,7 +10,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { unstable_startWorker } from "wrangler";
-import { freePort, startDevServer } from "../../tools/dev-server";
+import { freePort, OPEN_VARS, startDevServer } from "../../tools/dev-server";
 
 export type Runtime = "wrangler-dev" | "workerd";
 export type Target = "relay" | "floor";
@@ -22,8 +22,12 @@ export interface BenchServer {
   stop(): Promise<void>;
 }
 
-/** Settings for the relay under load: no per-connection rate limit, room for 10,000+ events. */
+/**
+ * Settings for the relay under load: an open relay without the per-user limits (OPEN_VARS: every
+ * bench client is one anonymous address), no per-connection rate limit, room for 10,000+ events.
+ */
 export const RELAY_VARS: Record<string, string> = {
+  ...OPEN_VARS,
   PUBLISH_RATE_PER_SECOND: "0",
   HISTORY_MAX_COUNT: "20000",
   MAX_CONNECTIONS_PER_ROOM: "5000",
