@@ -27,9 +27,12 @@ const userTag = (key: string) => `u:${key}`;
 export class Connections {
   readonly #ctx: DurableObjectState;
   readonly #cache = new WeakMap<WebSocket, Attachment>();
+  readonly #legacy: (att: Attachment) => Principal;
 
-  constructor(ctx: DurableObjectState) {
+  /** `legacy`: who a socket is that was accepted before attachments said (see get). */
+  constructor(ctx: DurableObjectState, legacy: (att: Attachment) => Principal) {
     this.#ctx = ctx;
+    this.#legacy = legacy;
   }
 
   /** Accepts a socket as a hibernatable subscriber and remembers who it is. */
@@ -50,6 +53,9 @@ export class Connections {
     let att = this.#cache.get(ws);
     if (!att) {
       att = ws.deserializeAttachment() as Attachment;
+      // A socket accepted before tokens existed (and still open across the deploy) has no `who`:
+      // it connected anonymously, so it is held to the anonymous policy of today.
+      att.who ??= this.#legacy(att);
       this.#cache.set(ws, att);
     }
     return att;

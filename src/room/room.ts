@@ -8,7 +8,7 @@
  * attachments, so every handler works on a freshly constructed instance.
  */
 import { DurableObject } from "cloudflare:workers";
-import { can, type Principal, principal } from "../auth/rights";
+import { anonymous, can, type Principal, principal } from "../auth/rights";
 import { verifyToken } from "../auth/token";
 import { CODES, type ErrorCode, type ErrorData, RelayError, type Result } from "../errors";
 import { closeReplyCode, closeSocket } from "../protocol/close";
@@ -117,7 +117,10 @@ export class Room extends DurableObject<RoomEnv> {
       maxCount: this.#settings.historyMaxCount,
       maxAgeMs: this.#settings.historyMaxAgeMs,
     });
-    this.#connections = new Connections(ctx);
+    const access = this.#settings.anonymousAccess;
+    this.#connections = new Connections(ctx, (att) =>
+      principal(anonymous(access, "unknown"), att.room, "unknown", att.user),
+    );
     this.#flow = new Flow(this.#settings.subscriberMaxBehindBytes);
     this.#rate = new RateLimiter(this.#settings.publishRatePerSecond);
     this.#userRate = new UserRateLimiter(this.#settings.userPublishRatePerSecond);

@@ -3,12 +3,13 @@
  * with which code, how rights match rooms, and the refresh frame on a real room socket. The
  * end-to-end matrix per transport is test/e2e/auth/.
  */
-import { env, SELF } from "cloudflare:test";
+import { env, runInDurableObject, SELF } from "cloudflare:test";
 import { sign } from "hono/jwt";
 import { describe, expect, it } from "vitest";
 import { can, matches, principal } from "../../src/auth/rights";
 import { verifyToken } from "../../src/auth/token";
 import { RelayError } from "../../src/errors";
+import { Room } from "../../src/index.ts";
 import { readSettings } from "../../src/settings";
 import { ANON, connect, sleep } from "./helpers";
 
@@ -148,5 +149,34 @@ describe("a room with tokens", () => {
     expect((await other.closed).code).toBe(1008);
     const res = await SELF.fetch("https://relay.test/rooms/auth-exp/messages?token=x");
     expect(res.status).toBe(400);
+  });
+
+  it("holds a socket accepted before tokens existed (no `who` in its attachment) to today's anonymous policy", async () => {
+    const stub = env.ROOM.getByName("auth-legacy");
+    await runInDurableObject(stub, async (_old, state) => {
+      const { 0: client, 1: server } = new WebSocketPair();
+      state.acceptWebSocket(server, ["json"]);
+      client.accept();
+      const frames: string[] = [];
+      client.addEventListener("message", (m) => frames.push(m.data as string));
+      // What version 2 of the attachment held.
+      server.serializeAttachment({
+        room: "auth-legacy",
+        user: "old",
+        via: "websocket",
+        format: "json",
+        connectedAtMs: 1,
+      });
+      const publish = JSON.stringify({ publish: { text: "from before", id: "l-1" } });
+      new Room(state, { ...env, ANONYMOUS_ACCESS: "subscribe" }).webSocketMessage(server, publish);
+      const open = new Room(state, { ...env, ANONYMOUS_ACCESS: "publish" });
+      open.webSocketMessage(server, publish);
+      await open.alarm();
+      for (let i = 0; i < 50 && frames.length < 2; i++) await sleep(10);
+      expect(frames.slice(0, 2).map((f) => Object.keys(JSON.parse(f))[0])).toEqual(["error", "ack"]);
+      expect(JSON.parse(frames[0]).error.code).toBe("permission_denied");
+      expect(JSON.parse(frames[1]).ack.event).toMatchObject({ user: "old", text: "from before" });
+      expect(open.presence()).toEqual([{ user: "old", transport: "websocket", connectedAtMs: 1 }]);
+    });
   });
 });
