@@ -46,6 +46,15 @@ describe.each(Object.entries(transports))("ChatService over %s", (name, transpor
   const client = createClient(ChatService, transport);
   const room = `connect-${name.replace("+", "-")}`;
 
+  it("stores a text that starts with U+FEFF as sent (protobuf-es would drop it in binary)", async () => {
+    const r = `${room}-bom`;
+    await client.publish({ room: r, text: "\uFEFFkept" });
+    const page = (await (await SELF.fetch(`https://relay.test/rooms/${r}/messages`)).json()) as {
+      events: { text: string }[];
+    };
+    expect(page.events.map((e) => e.text)).toEqual(["\uFEFFkept"]);
+  });
+
   it("publishes, idempotently, and returns the stored event", async () => {
     const first = await client.publish({ room, text: "hello", id: `${name}-1`, user: "ann" });
     expect(first.event).toMatchObject({ room, seq: 1n, text: "hello", user: "ann", kind: "message" });
@@ -92,6 +101,8 @@ describe.each(Object.entries(transports))("ChatService over %s", (name, transpor
         (e) => ConnectError.from(e).code,
       );
     expect(await code(client.publish({ room: "bad name", text: "x" }))).toBe(Code.InvalidArgument);
+    // A leading U+FEFF is part of a string, in binary as in JSON: never dropped into another room.
+    expect(await code(client.publish({ room: `\uFEFF${room}`, text: "x" }))).toBe(Code.InvalidArgument);
     expect(await code(client.publish({ room, text: "" }))).toBe(Code.InvalidArgument);
     expect(await code(client.publish({ room, text: "x".repeat(65537) }))).toBe(Code.ResourceExhausted);
     // Offsets past 2^53-1 are refused by the same rule on every transport.
