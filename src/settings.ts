@@ -91,13 +91,26 @@ function bool(name: keyof Vars, value: string | undefined, fallback: boolean): b
   throw new Error(`setting ${name}=${JSON.stringify(value)}: want true or false`);
 }
 
-/** An origin of ALLOWED_ORIGINS in its serialised form (`HTTPS://App.Example` is `https://app.example`). */
-function origin(value: string): string {
+/**
+ * An origin in its serialised form (`HTTPS://App.Example:443` is `https://app.example`), as
+ * browsers send it; undefined when `value` is not one (`null` included).
+ */
+export function normaliseOrigin(value: string): string | undefined {
   try {
     const o = new URL(value).origin;
-    if (o !== "null") return o;
-  } catch {}
-  throw new Error(`setting ALLOWED_ORIGINS: ${JSON.stringify(value)} is not an origin like https://app.example`);
+    return o === "null" ? undefined : o;
+  } catch {
+    return undefined;
+  }
+}
+
+/** An origin of ALLOWED_ORIGINS, normalised; a malformed one is an error. */
+function origin(value: string): string {
+  const o = normaliseOrigin(value);
+  if (o === undefined) {
+    throw new Error(`setting ALLOWED_ORIGINS: ${JSON.stringify(value)} is not an origin like https://app.example`);
+  }
+  return o;
 }
 
 function oneOf<T extends string>(name: keyof Vars, value: string | undefined, allowed: readonly T[], fallback: T): T {

@@ -10,12 +10,12 @@ import { RelayError } from "../errors";
 import type { Settings } from "../settings";
 
 /** The client's address: Cloudflare's CF-Connecting-IP (locally, wrangler dev sets it too). */
-export function clientAddress(headers: Headers): string {
+function clientAddress(headers: Headers): string {
   return headers.get("CF-Connecting-IP") ?? "unknown";
 }
 
 /** The request's token: the Bearer header, or `?token=` where `queryAllowed`. */
-export function tokenOf(request: Request, queryAllowed: boolean): string | undefined {
+function tokenOf(request: Request, queryAllowed: boolean): string | undefined {
   const header = request.headers.get("Authorization");
   if (header !== null) {
     const m = /^Bearer[ ]+(\S+)\s*$/i.exec(header);
@@ -34,14 +34,14 @@ export function tokenOf(request: Request, queryAllowed: boolean): string | undef
 }
 
 /** The caller of `request`: its token's identity, or an anonymous one under ANONYMOUS_ACCESS. */
-export async function identify(request: Request, settings: Settings, queryAllowed = false): Promise<Identity> {
+async function identify(request: Request, settings: Settings, queryAllowed = false): Promise<Identity> {
   const token = tokenOf(request, queryAllowed);
   if (token === undefined) return anonymous(settings.anonymousAccess, clientAddress(request.headers));
   return verifyToken(token, settings);
 }
 
 /** Throws the right refusal unless `who` may do `action` in `room`. */
-export function authorize(who: Identity, action: Action, room: string): void {
+function authorize(who: Identity, action: Action, room: string): void {
   if (can(who, action, room)) return;
   if (who.sub === undefined) {
     throw new RelayError(

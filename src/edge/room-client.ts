@@ -3,8 +3,11 @@
  * client asked for (a room, a resume point, who it is, from any transport) into the room's internal
  * subscribe URL, checking every value with the rules of protocol/rules.ts on the way.
  */
+
+import { create } from "@bufbuild/protobuf";
 import type { Principal } from "../auth/rights";
 import { RelayError } from "../errors";
+import { type PresenceResponse, PresenceResponseSchema } from "../gen/relay/v1/relay_pb";
 import type { BridgeFormat } from "../protocol/formats";
 import { parseEpoch, parseOffset, parseVia, type RoomName } from "../protocol/rules";
 import type { Room } from "../room/room";
@@ -13,6 +16,15 @@ import type { Env } from "./env";
 /** The room's Durable Object. Only a checked {@link RoomName} gets one: an invalid name never creates an object. */
 export function roomStub(env: Env, room: RoomName): DurableObjectStub<Room> {
   return env.ROOM.getByName(room);
+}
+
+/** Who is connected to the room now, on every transport, as relay.v1.PresenceResponse. */
+export async function roomPresence(env: Env, room: RoomName): Promise<PresenceResponse> {
+  const members = await roomStub(env, room).presence();
+  return create(PresenceResponseSchema, {
+    room,
+    members: members.map((m) => ({ user: m.user, transport: m.transport, connectedAtMs: BigInt(m.connectedAtMs) })),
+  });
 }
 
 /** What a client asks of a subscription, as its transport gave it (checked here, once for all). */

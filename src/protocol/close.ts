@@ -18,6 +18,20 @@ export function closeReplyCode(received: number): number {
   return isSendableCloseCode(received) ? received : 1002;
 }
 
+/**
+ * Answers a WebSocket upgrade by accepting it and closing it at once with `code`: how a refusal
+ * reaches a browser, which cannot read the status of a refused upgrade. `protocol`, the
+ * subprotocol the client offered, is confirmed; without it a browser drops the connection before
+ * it reads the close.
+ */
+export function closedUpgrade(code: number, reason: string, protocol?: string): Response {
+  const { 0: client, 1: server } = new WebSocketPair();
+  server.accept();
+  closeSocket(server, code, reason);
+  const headers: HeadersInit = protocol ? { "Sec-WebSocket-Protocol": protocol } : {};
+  return new Response(null, { status: 101, webSocket: client, headers });
+}
+
 /** Closes `ws` with `code` and `reason` (cut to the 123 bytes a close frame allows), tolerating a socket already closed. */
 export function closeSocket(ws: WebSocket, code: number, reason: string): void {
   try {

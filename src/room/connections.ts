@@ -12,14 +12,16 @@ import type { Format } from "../protocol/formats";
 /** Serialized with each socket (`serializeAttachment`, 16 KiB max). */
 export interface Attachment {
   room: string;
-  user: string;
   /** The client-facing transport, as the Worker named it ("websocket", "sse", ...): data, reported by presence and stats. */
   via: string;
   format: Format;
   connectedAtMs: number;
-  /** Who it is, as the Worker admitted it: rights, limits key, token expiry. */
+  /** Who it is, as the Worker admitted it: the name presence shows, rights, limits key, token expiry. */
   who: Principal;
 }
+
+/** An attachment of version 1 (before tokens): the name the client gave, and no `who`. */
+export type LegacyAttachment = Omit<Attachment, "who"> & { user: string };
 
 /** The tag of a caller's sockets, so counting them reads only theirs ("u:" never starts a format). */
 const userTag = (key: string) => `u:${key}`;
@@ -27,10 +29,10 @@ const userTag = (key: string) => `u:${key}`;
 export class Connections {
   readonly #ctx: DurableObjectState;
   readonly #cache = new WeakMap<WebSocket, Attachment>();
-  readonly #legacy: (att: Attachment) => Principal;
+  readonly #legacy: (att: LegacyAttachment) => Principal;
 
   /** `legacy`: who a socket is that was accepted before attachments said (see get). */
-  constructor(ctx: DurableObjectState, legacy: (att: Attachment) => Principal) {
+  constructor(ctx: DurableObjectState, legacy: (att: LegacyAttachment) => Principal) {
     this.#ctx = ctx;
     this.#legacy = legacy;
   }
@@ -55,7 +57,7 @@ export class Connections {
       att = ws.deserializeAttachment() as Attachment;
       // A socket accepted before tokens existed (and still open across the deploy) has no `who`:
       // it connected anonymously, so it is held to the anonymous policy of today.
-      att.who ??= this.#legacy(att);
+      att.who ??= this.#legacy(att as unknown as LegacyAttachment);
       this.#cache.set(ws, att);
     }
     return att;

@@ -11,7 +11,7 @@ import { DurableObject } from "cloudflare:workers";
 import { anonymous, can, type Principal, principal } from "../auth/rights";
 import { verifyToken } from "../auth/token";
 import { CODES, type ErrorCode, type ErrorData, RelayError, type Result } from "../errors";
-import { closeReplyCode, closeSocket } from "../protocol/close";
+import { closedUpgrade, closeReplyCode, closeSocket } from "../protocol/close";
 import { EncodedEvent, type EventData } from "../protocol/events";
 import {
   decodeClientFrame,
@@ -140,14 +140,11 @@ export class Room extends DurableObject<RoomEnv> {
     const headers: HeadersInit = !q.format && offer.protocol ? { "Sec-WebSocket-Protocol": offer.protocol } : {};
     const att: Attachment = {
       room: q.room,
-      user: q.who.user,
       via: q.via,
       format,
       connectedAtMs: Date.now(),
       who: q.who,
     };
-    const { 0: client, 1: server } = new WebSocketPair();
-
     const refused =
       this.#connections.count() >= this.#settings.maxConnectionsPerRoom
         ? new RelayError("room_full", "the room has as many connections as it allows")
@@ -160,11 +157,10 @@ export class Room extends DurableObject<RoomEnv> {
     if (refused) {
       // A bridge answers its own client in its transport's terms; a browser socket gets a close code it can read.
       if (q.format) return errorResponse(refused);
-      server.accept();
-      closeSocket(server, CODES[refused.code].close, refused.message);
-      return new Response(null, { status: 101, webSocket: client, headers });
+      return closedUpgrade(CODES[refused.code].close, refused.message, offer.protocol);
     }
 
+    const { 0: client, 1: server } = new WebSocketPair();
     // Synchronous from here to the return: no publish can interleave, so the replay and the live
     // stream meet without a gap or a duplicate. Events still waiting for their fan-out go out
     // first: they are in the log, so this socket gets them in its replay or not at all.
@@ -195,10 +191,7 @@ export class Room extends DurableObject<RoomEnv> {
   /** Publishes one message for `who` (RPC from the Worker's HTTP and Connect routes, which checked its right). */
   async publish(room: string, input: PublishInput, who: Principal): Promise<Result<PublishResult>> {
     try {
-      const { event, duplicate } = await this.#inOrder(who, () => {
-        this.#takeUserRate(who);
-        return this.#publish(room, input, who);
-      });
+      const { event, duplicate } = await this.#inOrder(who, () => this.#publish(room, input, who));
       return { ok: true, value: { event: event.data, duplicate } };
     } catch (e) {
       return { ok: false, error: errorData(e) };
@@ -212,7 +205,7 @@ export class Room extends DurableObject<RoomEnv> {
   disconnectUser(user: string): number {
     let n = 0;
     for (const ws of this.#connections.open()) {
-      if (this.#connections.get(ws).user !== user) continue;
+      if (this.#connections.get(ws).who.user !== user) continue;
       this.#close(ws, "removed", "removed by an admin");
       n++;
     }
@@ -258,7 +251,7 @@ export class Room extends DurableObject<RoomEnv> {
   presence(): Member[] {
     return this.#connections
       .attachments()
-      .map((a) => ({ user: a.user, transport: a.via, connectedAtMs: a.connectedAtMs }));
+      .map((a) => ({ user: a.who.user, transport: a.via, connectedAtMs: a.connectedAtMs }));
   }
 
   /** The room's counters (RPC). */
@@ -311,7 +304,6 @@ export class Room extends DurableObject<RoomEnv> {
       if (!this.#rate.take(ws, Date.now())) {
         throw new RelayError("rate_limited", `more than ${this.#rate.ratePerSecond} publishes per second`);
       }
-      this.#takeUserRate(att.who);
       const publish = m.publish;
       const done = this.#inOrder(att.who, () => this.#publish(att.room, publish, att.who));
       if (done instanceof Promise)
@@ -353,7 +345,7 @@ export class Room extends DurableObject<RoomEnv> {
       if (!can(who, "subscribe", att.room)) {
         throw new RelayError("permission_denied", `the new token does not allow subscribe in room ${att.room}`);
       }
-      const next: Attachment = { ...att, who: principal(who, att.room, att.who.address, att.user) };
+      const next: Attachment = { ...att, who: principal(who, att.room, att.who.address, att.who.user) };
       this.#connections.update(ws, next);
       this.#armExpiry(next.who.expMs);
       this.#deliver(ws, att.format, encodeRefreshed(att.format, next.who.expMs));
@@ -429,7 +421,9 @@ export class Room extends DurableObject<RoomEnv> {
     this.#close(ws, "internal", "socket error");
   }
 
+  /** Every publish, from any transport: the user's rate, the rules, the log, the fan-out. */
   #publish(room: string, input: PublishInput, who: Principal): { event: EncodedEvent; duplicate: boolean } {
+    this.#takeUserRate(who);
     const valid = parsePublish(input, this.#settings.maxMessageBytes, { name: who.user, fixed: who.userFixed });
     const { event, duplicate } = this.#log.append({ ...valid, owner: who.owner }, Date.now());
     const e = new EncodedEvent(this.#event(room, event));

@@ -12,13 +12,13 @@ import { discardBody } from "../edge/body";
 import type { RelayEnv } from "../edge/context";
 import { RelayError } from "../errors";
 import { parseRoomName } from "../protocol/rules";
-import { readSettings } from "../settings";
+import { normaliseOrigin, readSettings } from "../settings";
 import { connectRoute } from "../transports/connect/connect-route";
 import { disconnectRoute } from "../transports/http/disconnect";
 import { historyRoute, presenceRoute, publishRoute, statsRoute } from "../transports/http/messages";
 import { sseRoute } from "../transports/sse/sse-route";
 import { wsRoute } from "../transports/websocket/ws-route";
-import { listed, normalise, originAllowed } from "./origin";
+import { listed, originAllowed } from "./origin";
 
 /** The relay's Hono app; `fetch` is the Worker's entry point. */
 export const app = new Hono<RelayEnv>();
@@ -53,7 +53,7 @@ app.use("*", (c, next) => {
   const allowed = c.var.settings.allowedOrigins;
   return cors({
     origin: (origin) => {
-      const o = normalise(origin);
+      const o = normaliseOrigin(origin);
       return o !== undefined && listed(o, allowed) ? origin : null;
     },
     allowMethods: [...connectCors.allowedMethods],

@@ -10,17 +10,9 @@
  * name there) are; a custom domain is listed in ALLOWED_ORIGINS. A browser's request without an
  * Origin (a same-origin GET) is held to the same host rule.
  */
-const LOOPBACK = new Set(["localhost", "127.0.0.1", "[::1]"]);
+import { normaliseOrigin } from "../settings";
 
-/** An origin in its serialised form (lower case, default port dropped); undefined when not one. */
-export function normalise(origin: string): string | undefined {
-  try {
-    const o = new URL(origin).origin;
-    return o === "null" ? undefined : o;
-  } catch {
-    return undefined;
-  }
-}
+const LOOPBACK = new Set(["localhost", "127.0.0.1", "[::1]"]);
 
 /** Whether the origins of `allowed` (already normalised) include `origin`. */
 export function listed(origin: string, allowed: readonly string[]): boolean {
@@ -46,7 +38,7 @@ export function originAllowed(
 ): boolean {
   const own = new URL(requestUrl);
   if (origin === undefined) return fetchSite === undefined || servedHost(own, allowed);
-  const o = normalise(origin);
+  const o = normaliseOrigin(origin);
   if (o === undefined) return false;
   if (listed(o, allowed)) return true;
   return o === own.origin && servedHost(own, allowed);

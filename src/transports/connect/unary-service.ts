@@ -1,24 +1,19 @@
 /**
  * ChatService's unary methods (Publish, History, Presence), served by @connectrpc/connect's own
  * handlers over Connect and gRPC-Web; each admits its caller (the request's Bearer token) and
- * calls the room over RPC. (Subscribe and Chat stream
- * through the edge subscription: see streaming-calls.ts.)
+ * calls the room over RPC. (Subscribe and Chat stream through the edge subscription: see
+ * streaming-calls.ts.)
  */
 import { create } from "@bufbuild/protobuf";
 import { Code, ConnectError, createContextKey, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
-import type { Action, Principal } from "../../auth/rights";
+import type { Action } from "../../auth/rights";
 import { admit } from "../../edge/caller";
 import type { Env } from "../../edge/env";
-import { roomStub } from "../../edge/room-client";
-import { type Result, unwrap } from "../../errors";
-import {
-  type ChatService,
-  HistoryResponseSchema,
-  PresenceResponseSchema,
-  PublishResponseSchema,
-} from "../../gen/relay/v1/relay_pb";
+import { roomPresence, roomStub } from "../../edge/room-client";
+import { unwrap } from "../../errors";
+import { type ChatService, HistoryResponseSchema, PublishResponseSchema } from "../../gen/relay/v1/relay_pb";
 import { toChatEvent } from "../../protocol/events";
-import { parseOffset, parseRoomName, type RoomName } from "../../protocol/rules";
+import { parseOffset, parseRoomName } from "../../protocol/rules";
 import type { Settings } from "../../settings";
 import { toConnectError } from "./errors";
 
@@ -37,49 +32,37 @@ function callOf(ctx: HandlerContext): CallContext {
   return call;
 }
 
-/** The caller, admitted for `action` in `room`, or the refusal in Connect terms. */
-async function admitted(call: CallContext, action: Action, room: RoomName): Promise<Principal> {
+/** Runs `fn` with the relay's errors (a bad argument, a refusal, the room's own) in Connect terms. */
+async function inConnectTerms<T>(fn: () => T | Promise<T>): Promise<T> {
   try {
-    return await admit(call.request, call.settings, action, room);
+    return await fn();
   } catch (e) {
     throw toConnectError(e);
   }
 }
 
-/** Runs a room call, with the relay's errors (a bad argument, the room's own refusals) in Connect terms. */
-async function inConnectTerms<T>(fn: () => Promise<Result<T>>): Promise<T> {
-  try {
-    return unwrap(await fn());
-  } catch (e) {
-    throw toConnectError(e);
-  }
-}
-
-function room(name: string): RoomName {
-  try {
-    return parseRoomName(name);
-  } catch (e) {
-    throw toConnectError(e);
-  }
+/** The checked room of a request, and its caller admitted for `action` there. */
+function admitted(ctx: HandlerContext, roomName: string, action: Action) {
+  const call = callOf(ctx);
+  return inConnectTerms(async () => {
+    const room = parseRoomName(roomName);
+    return { call, room, who: await admit(call.request, call.settings, action, room) };
+  });
 }
 
 export const unaryService: Partial<ServiceImpl<typeof ChatService>> = {
   async publish(req, ctx) {
-    const name = room(req.room);
-    const call = callOf(ctx);
-    const who = await admitted(call, "publish", name);
-    const r = await inConnectTerms(() =>
-      roomStub(call.env, name).publish(name, { text: req.text, id: req.id, user: req.user }, who),
+    const { call, room, who } = await admitted(ctx, req.room, "publish");
+    const r = await inConnectTerms(async () =>
+      unwrap(await roomStub(call.env, room).publish(room, { text: req.text, id: req.id, user: req.user }, who)),
     );
     return create(PublishResponseSchema, { event: toChatEvent(r.event), duplicate: r.duplicate });
   },
 
   async history(req, ctx) {
-    const name = room(req.room);
-    const call = callOf(ctx);
-    await admitted(call, "subscribe", name);
+    const { call, room } = await admitted(ctx, req.room, "subscribe");
     const page = await inConnectTerms(async () =>
-      roomStub(call.env, name).history(name, parseOffset(req.since, "since") ?? 0, req.limit),
+      unwrap(await roomStub(call.env, room).history(room, parseOffset(req.since, "since") ?? 0, req.limit)),
     );
     return create(HistoryResponseSchema, {
       events: page.events.map(toChatEvent),
@@ -91,13 +74,7 @@ export const unaryService: Partial<ServiceImpl<typeof ChatService>> = {
   },
 
   async presence(req, ctx) {
-    const name = room(req.room);
-    const call = callOf(ctx);
-    await admitted(call, "presence", name);
-    const members = await roomStub(call.env, name).presence();
-    return create(PresenceResponseSchema, {
-      room: name,
-      members: members.map((m) => ({ user: m.user, transport: m.transport, connectedAtMs: BigInt(m.connectedAtMs) })),
-    });
+    const { call, room } = await admitted(ctx, req.room, "presence");
+    return roomPresence(call.env, room);
   },
 };

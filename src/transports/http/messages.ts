@@ -14,7 +14,7 @@ import { create, toJsonString } from "@bufbuild/protobuf";
 import { discardBody, readBody } from "../../edge/body";
 import { admit } from "../../edge/caller";
 import type { RelayContext } from "../../edge/context";
-import { roomStub } from "../../edge/room-client";
+import { roomPresence, roomStub } from "../../edge/room-client";
 import { RelayError, unwrap } from "../../errors";
 import { PresenceResponseSchema, RoomStatsSchema } from "../../gen/relay/v1/relay_pb";
 import { eventJson } from "../../protocol/events";
@@ -86,11 +86,7 @@ export async function historyRoute(c: RelayContext): Promise<Response> {
 export async function presenceRoute(c: RelayContext): Promise<Response> {
   const room = c.var.room;
   await admit(c.req.raw, c.var.settings, "presence", room);
-  const members = await roomStub(c.env, room).presence();
-  const msg = create(PresenceResponseSchema, {
-    room,
-    members: members.map((m) => ({ user: m.user, transport: m.transport, connectedAtMs: BigInt(m.connectedAtMs) })),
-  });
+  const msg = await roomPresence(c.env, room);
   return c.body(toJsonString(PresenceResponseSchema, msg, ALL_FIELDS), 200, { "Content-Type": "application/json" });
 }
 

@@ -14,19 +14,9 @@ import { admit } from "../../edge/caller";
 import type { RelayContext } from "../../edge/context";
 import { forwardWebSocket } from "../../edge/room-client";
 import { CODES, RelayError } from "../../errors";
-import { closeSocket } from "../../protocol/close";
+import { closedUpgrade } from "../../protocol/close";
 import { formatFromProtocols } from "../../protocol/formats";
 import { parseUser } from "../../protocol/rules";
-
-/** Accepts the upgrade and closes it with `err`'s close code, in the subprotocol the client offered. */
-function refuse(request: Request, err: RelayError): Response {
-  const { 0: client, 1: server } = new WebSocketPair();
-  server.accept();
-  closeSocket(server, CODES[err.code].close, err.message);
-  const { protocol } = formatFromProtocols(request.headers.get("Sec-WebSocket-Protocol"));
-  const headers: HeadersInit = protocol ? { "Sec-WebSocket-Protocol": protocol } : {};
-  return new Response(null, { status: 101, webSocket: client, headers });
-}
 
 export async function wsRoute(c: RelayContext): Promise<Response> {
   if (c.req.header("Upgrade")?.toLowerCase() !== "websocket") {
@@ -39,7 +29,9 @@ export async function wsRoute(c: RelayContext): Promise<Response> {
   try {
     who = await admit(c.req.raw, c.var.settings, "subscribe", room, { queryToken: true, name });
   } catch (e) {
-    return refuse(c.req.raw, RelayError.from(e));
+    const err = RelayError.from(e);
+    const { protocol } = formatFromProtocols(c.req.header("Sec-WebSocket-Protocol") ?? null);
+    return closedUpgrade(CODES[err.code].close, err.message, protocol);
   }
   return forwardWebSocket(c.env, c.req.raw, {
     room,
