@@ -1,4 +1,4 @@
-// Fails when src/gen is not what `npm run generate` makes from proto/ (or when `buf lint` fails),
+// Fails when src/gen or client/src/gen is not what `npm run generate` makes from proto/ (or when `buf lint` fails),
 // so the committed generated code can never drift from the schema.
 import { spawnSync } from "node:child_process";
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
@@ -20,18 +20,19 @@ buf(["lint"]);
 const out = mkdtempSync(join(tmpdir(), "relay-gen-"));
 try {
   buf(["generate", "-o", out]);
-  const fresh = join(out, "src/gen");
-  const want = files(fresh);
-  const have = files("src/gen");
-  const stale = [...new Set([...want, ...have])].filter(
-    (f) =>
-      !want.includes(f) || !have.includes(f) || !readFileSync(join(fresh, f)).equals(readFileSync(join("src/gen", f))),
-  );
-  if (stale.length > 0) {
-    console.error(`src/gen is stale (${stale.join(", ")}): run \`npm run generate\` and commit the result.`);
-    process.exit(1);
+  for (const dir of ["src/gen", "client/src/gen"]) {
+    const fresh = join(out, dir);
+    const want = files(fresh);
+    const have = files(dir);
+    const stale = [...new Set([...want, ...have])].filter(
+      (f) => !want.includes(f) || !have.includes(f) || !readFileSync(join(fresh, f)).equals(readFileSync(join(dir, f))),
+    );
+    if (stale.length > 0) {
+      console.error(`${dir} is stale (${stale.join(", ")}): run \`npm run generate\` and commit the result.`);
+      process.exit(1);
+    }
   }
-  console.log("src/gen is current; buf lint passed.");
+  console.log("src/gen and client/src/gen are current; buf lint passed.");
 } finally {
   rmSync(out, { recursive: true, force: true });
 }

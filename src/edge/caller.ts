@@ -52,15 +52,19 @@ function authorize(who: Identity, action: Action, room: string): void {
   throw new RelayError("permission_denied", `this token does not allow ${action} in room ${room}`);
 }
 
-/** Identifies the caller of `request` and checks it may do `action` in `room`; the room's view of it. */
+/**
+ * Identifies the caller of `request` and checks it may do `action` in `room` (and `also`, e.g. a
+ * subscription that asks for presence events); the room's view of it.
+ */
 export async function admit(
   request: Request,
   settings: Settings,
   action: Action,
   room: string,
-  opts: { queryToken?: boolean; name?: string } = {},
+  opts: { queryToken?: boolean; name?: string; also?: Action } = {},
 ): Promise<Principal> {
   const who = await identify(request, settings, opts.queryToken);
   authorize(who, action, room);
+  if (opts.also) authorize(who, opts.also, room);
   return principal(who, room, clientAddress(request.headers), opts.name);
 }

@@ -8,6 +8,7 @@ import { create } from "@bufbuild/protobuf";
 import type { Principal } from "../auth/rights";
 import { RelayError } from "../errors";
 import { type PresenceResponse, PresenceResponseSchema } from "../gen/relay/v1/relay_pb";
+import { toPresenceMember } from "../protocol/events";
 import type { BridgeFormat } from "../protocol/formats";
 import { parseEpoch, parseOffset, parseVia, type RoomName } from "../protocol/rules";
 import type { Room } from "../room/room";
@@ -18,13 +19,10 @@ export function roomStub(env: Env, room: RoomName): DurableObjectStub<Room> {
   return env.ROOM.getByName(room);
 }
 
-/** Who is connected to the room now, on every transport, as relay.v1.PresenceResponse. */
+/** Who is connected to the room now, one member per user on every transport, as relay.v1.PresenceResponse. */
 export async function roomPresence(env: Env, room: RoomName): Promise<PresenceResponse> {
   const members = await roomStub(env, room).presence();
-  return create(PresenceResponseSchema, {
-    room,
-    members: members.map((m) => ({ user: m.user, transport: m.transport, connectedAtMs: BigInt(m.connectedAtMs) })),
-  });
+  return create(PresenceResponseSchema, { room, members: members.map(toPresenceMember) });
 }
 
 /** What a client asks of a subscription, as its transport gave it (checked here, once for all). */
@@ -40,6 +38,8 @@ export interface SubscribeRequest {
   epoch?: string;
   /** A bridge's format; a client WebSocket's comes from its subprotocol. */
   format?: BridgeFormat;
+  /** Presence events too (the caller was admitted for `presence`). */
+  presence?: boolean;
 }
 
 /** The internal URL of the room's subscribe endpoint; throws `invalid_argument` for a bad value. */
@@ -50,6 +50,7 @@ export function subscribeUrl(r: SubscribeRequest): string {
   if (since !== undefined) q.set("since", String(since));
   if (epoch !== undefined) q.set("epoch", epoch);
   if (r.format) q.set("format", r.format);
+  if (r.presence) q.set("presence", "1");
   return `https://room.internal/subscribe?${q}`;
 }
 

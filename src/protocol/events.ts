@@ -5,10 +5,20 @@
  * formats it goes to.
  */
 import { create, toBinary, toJsonString } from "@bufbuild/protobuf";
-import { type ChatEvent, ChatEventSchema } from "../gen/relay/v1/relay_pb";
+import { type ChatEvent, ChatEventSchema, type PresenceMember, PresenceMemberSchema } from "../gen/relay/v1/relay_pb";
 
 /** What an event is; see ChatEvent.kind in proto/relay/v1/relay.proto. */
-export type EventKind = "message" | "subscribed" | "gap" | "heartbeat" | "error";
+export type EventKind = "message" | "subscribed" | "gap" | "heartbeat" | "error" | "join" | "leave";
+
+/** One user connected to a room, with all their connections: relay.v1.PresenceMember as plain data. */
+export interface MemberData {
+  user: string;
+  /** When the user's earliest open connection opened. */
+  connectedAtMs: number;
+  connections: number;
+  /** Each once, sorted. */
+  transports: string[];
+}
 
 /** Why a resume cannot deliver what was asked; see ChatEvent.reason. */
 export type GapReason = "retention" | "epoch" | "ahead";
@@ -31,6 +41,13 @@ export interface EventData {
   reason?: string;
   /** On `subscribed` and `gap`: the offset to resume after. */
   resumeAfter?: number;
+  /** On `join` and `leave`: who, with their connections after the change. */
+  member?: MemberData;
+}
+
+/** The protobuf message for a member. */
+export function toPresenceMember(m: MemberData): PresenceMember {
+  return create(PresenceMemberSchema, { ...m, connectedAtMs: BigInt(m.connectedAtMs) });
 }
 
 /** The protobuf message for an event. */
@@ -48,6 +65,7 @@ export function toChatEvent(e: EventData): ChatEvent {
     lastSeq: BigInt(e.lastSeq ?? 0),
     reason: e.reason ?? "",
     resumeAfter: BigInt(e.resumeAfter ?? 0),
+    member: e.member && toPresenceMember(e.member),
   });
 }
 

@@ -105,6 +105,13 @@ export function parseEpoch(value: string | undefined | null): string | undefined
   return value;
 }
 
+/** An optional yes/no query flag (`?presence=1`): absent, "", "0" or "false" is no; "1" or "true" is yes. */
+export function parseFlag(value: string | undefined | null, name: string): boolean {
+  if (value === undefined || value === null || value === "" || value === "0" || value === "false") return false;
+  if (value === "1" || value === "true") return true;
+  throw new RelayError("invalid_argument", `${name} must be 1, true, 0 or false`);
+}
+
 /** A transport label ("websocket", "sse", "connect", ...): data the room reports, never interprets. */
 export function parseVia(value: string | undefined | null): string {
   if (!value || !VIA.test(value)) throw new RelayError("invalid_argument", "via must be 1-16 characters of a-z 0-9 -");

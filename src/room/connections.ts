@@ -2,9 +2,10 @@
  * The room's connections: every subscriber, whatever its transport, is a hibernatable WebSocket
  * on the room, and this is the one place that reads the runtime's list of them. Each socket
  * carries an attachment saying who it is (serialized with the socket, so it survives
- * hibernation), and is tagged with its format and its caller's key, so a broadcast finds all
- * sockets of one format, and the connection limit a user's sockets, without deserializing a
- * single attachment.
+ * hibernation), and is tagged with its format, its caller's key, its user's name and, when it
+ * asked for presence events, with that: so a broadcast finds all sockets of one format, the
+ * connection limit a caller's sockets, presence a user's, without deserializing a single
+ * attachment.
  */
 import type { Principal } from "../auth/rights";
 import type { Format } from "../protocol/formats";
@@ -18,6 +19,8 @@ export interface Attachment {
   connectedAtMs: number;
   /** Who it is, as the Worker admitted it: the name presence shows, rights, limits key, token expiry. */
   who: Principal;
+  /** Whether it gets join and leave events. */
+  presence?: boolean;
 }
 
 /** An attachment of version 1 (before tokens): the name the client gave, and no `who`. */
@@ -25,6 +28,12 @@ export type LegacyAttachment = Omit<Attachment, "who"> & { user: string };
 
 /** The tag of a caller's sockets, so counting them reads only theirs ("u:" never starts a format). */
 const userTag = (key: string) => `u:${key}`;
+/** The tag of a user's sockets (by the name presence shows; a tag may have 256 characters, a name 64). */
+const memberTag = (user: string) => `m:${user}`;
+/** The tag of the sockets of one format that asked for presence events. */
+const presenceTag = (format: Format) => `p:${format}`;
+
+const isOpen = (ws: WebSocket) => ws.readyState === WebSocket.OPEN;
 
 export class Connections {
   readonly #ctx: DurableObjectState;
@@ -39,7 +48,9 @@ export class Connections {
 
   /** Accepts a socket as a hibernatable subscriber and remembers who it is. */
   accept(ws: WebSocket, att: Attachment): void {
-    this.#ctx.acceptWebSocket(ws, [att.format, userTag(att.who.key)]);
+    const tags = [att.format, userTag(att.who.key), memberTag(att.who.user)];
+    if (att.presence) tags.push(presenceTag(att.format));
+    this.#ctx.acceptWebSocket(ws, tags);
     ws.serializeAttachment(att);
     this.#cache.set(ws, att);
   }
@@ -75,7 +86,17 @@ export class Connections {
 
   /** Every open socket (one the room is closing, e.g. as too slow, is gone already). */
   open(): WebSocket[] {
-    return this.#ctx.getWebSockets().filter((ws) => ws.readyState === WebSocket.OPEN);
+    return this.#ctx.getWebSockets().filter(isOpen);
+  }
+
+  /** The open sockets of one format that asked for presence events. */
+  presenceOf(format: Format): WebSocket[] {
+    return this.#ctx.getWebSockets(presenceTag(format)).filter(isOpen);
+  }
+
+  /** The open sockets of the user presence knows as `user`. */
+  ofUser(user: string): WebSocket[] {
+    return this.#ctx.getWebSockets(memberTag(user)).filter(isOpen);
   }
 
   /** The attachment of every open socket. */
@@ -85,6 +106,6 @@ export class Connections {
 
   /** How many open sockets the caller known by `key` holds (MAX_CONNECTIONS_PER_USER). */
   countOf(key: string): number {
-    return this.#ctx.getWebSockets(userTag(key)).filter((ws) => ws.readyState === WebSocket.OPEN).length;
+    return this.#ctx.getWebSockets(userTag(key)).filter(isOpen).length;
   }
 }

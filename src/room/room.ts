@@ -12,7 +12,7 @@ import { anonymous, can, type Principal, principal } from "../auth/rights";
 import { verifyToken } from "../auth/token";
 import { CODES, type ErrorCode, type ErrorData, RelayError, type Result } from "../errors";
 import { closedUpgrade, closeReplyCode, closeSocket } from "../protocol/close";
-import { EncodedEvent, type EventData } from "../protocol/events";
+import { EncodedEvent, type EventData, type MemberData } from "../protocol/events";
 import {
   decodeClientFrame,
   encodeAck,
@@ -34,6 +34,7 @@ import { type Attachment, Connections } from "./connections";
 import { Flow, type Verdict } from "./flow";
 import { RoomLog, type StoredEvent } from "./log";
 import { opening } from "./opening";
+import { memberOf, members } from "./presence";
 import { RateLimiter, UserRateLimiter } from "./rate-limit";
 
 /** What the room gets from the runtime: the settings, and the anonymous new-room rate limit. */
@@ -69,13 +70,6 @@ export interface RoomStats {
   slowDisconnects: number;
 }
 
-/** One connection, as presence reports it. */
-export interface Member {
-  user: string;
-  transport: string;
-  connectedAtMs: number;
-}
-
 /** What a subscription asks for: the query of the room's internal subscribe URL (see edge/room-client.ts). */
 export interface SubscribeQuery {
   room: string;
@@ -86,6 +80,8 @@ export interface SubscribeQuery {
   epoch?: string;
   /** A bridge's format; a client WebSocket's comes from its subprotocol. */
   format?: Format;
+  /** Whether it gets presence: the members now, then joins and leaves. */
+  presence: boolean;
 }
 
 /** A WebSocket text frame holding U+FFFD: the runtime's replacement for bytes that were not UTF-8 (see handleFrame). */
@@ -109,6 +105,8 @@ export class Room extends DurableObject<RoomEnv> {
   #flushes = 0;
   #flushedEvents = 0;
   #slowDisconnects = 0;
+  /** Sockets whose leave has been handled (the room closed them; their close event comes later). */
+  readonly #departed = new WeakSet<WebSocket>();
 
   constructor(ctx: DurableObjectState, vars: RoomEnv) {
     super(ctx, vars);
@@ -144,6 +142,7 @@ export class Room extends DurableObject<RoomEnv> {
       format,
       connectedAtMs: Date.now(),
       who: q.who,
+      ...(q.presence ? { presence: true } : {}),
     };
     const refused =
       this.#connections.count() >= this.#settings.maxConnectionsPerRoom
@@ -181,8 +180,16 @@ export class Room extends DurableObject<RoomEnv> {
         `replay paused after ${open.bytes} bytes: resume after the last seq`,
       );
     } else {
+      const joins = this.#connections.ofUser(q.who.user).length === 0;
       this.#connections.accept(server, att);
       for (const f of open.frames) this.#deliver(server, format, f);
+      // The members now (itself included), then what changes: its own join goes to the others.
+      if (q.presence) {
+        const now = Date.now();
+        const snapshot = this.presence().map((m) => new EncodedEvent(this.#presenceEvent(q.room, "join", m, now)));
+        for (const f of encodeEvents(format, snapshot)) this.#deliver(server, format, f);
+      }
+      if (joins) this.#announce(q.room, "join", q.who.user, server);
       this.#armExpiry(q.who.expMs);
     }
     return new Response(null, { status: 101, webSocket: client, headers });
@@ -247,11 +254,9 @@ export class Room extends DurableObject<RoomEnv> {
     return { ok: true, value: { events, epoch: this.#log.epoch, ...this.#range(now), hasMore } };
   }
 
-  /** Who is connected now, on every transport (RPC). */
-  presence(): Member[] {
-    return this.#connections
-      .attachments()
-      .map((a) => ({ user: a.who.user, transport: a.via, connectedAtMs: a.connectedAtMs }));
+  /** Who is connected now, one member per user with their connections on every transport (RPC). */
+  presence(): MemberData[] {
+    return members(this.#connections.attachments());
   }
 
   /** The room's counters (RPC). */
@@ -414,11 +419,43 @@ export class Room extends DurableObject<RoomEnv> {
   override webSocketClose(ws: WebSocket, code: number, reason: string): void {
     // Answer the close ourselves; otherwise the peer sees an unclean 1006 ~10 s later (docs/runtime-notes.md).
     closeSocket(ws, closeReplyCode(code), code === closeReplyCode(code) ? reason : "invalid close code");
+    this.#departs(ws);
   }
 
   override webSocketError(ws: WebSocket, error: unknown): void {
     console.warn("room socket error", error);
     this.#close(ws, "internal", "socket error");
+  }
+
+  /**
+   * A connection has ended (its client closed it, or the room did): when it was its user's last,
+   * the user leaves. A WebSocket client's close arrives at once; an SSE or Connect client's when
+   * the Worker notices it has gone, at its next write (a heartbeat at the latest).
+   */
+  #departs(ws: WebSocket): void {
+    if (this.#departed.has(ws)) return;
+    this.#departed.add(ws);
+    const { room, who } = this.#connections.get(ws);
+    const others = this.#connections.ofUser(who.user).filter((o) => o !== ws && !this.#departed.has(o));
+    if (others.length === 0) this.#announce(room, "leave", who.user);
+  }
+
+  /** Tells every subscriber that asked for presence (but `except`) that `user` joined or left. */
+  #announce(room: string, kind: "join" | "leave", user: string, except?: WebSocket): void {
+    const open = this.#connections.ofUser(user).filter((ws) => !this.#departed.has(ws));
+    const member = memberOf(user, kind === "join" ? open.map((ws) => this.#connections.get(ws)) : []);
+    const event = new EncodedEvent(this.#presenceEvent(room, kind, member, Date.now()));
+    for (const format of FORMATS) {
+      const sockets = this.#connections.presenceOf(format).filter((ws) => ws !== except);
+      if (sockets.length === 0) continue;
+      for (const frame of encodeEvents(format, [event])) {
+        for (const ws of sockets) this.#deliver(ws, format, frame);
+      }
+    }
+  }
+
+  #presenceEvent(room: string, kind: "join" | "leave", member: MemberData, nowMs: number): EventData {
+    return { room, seq: 0, epoch: this.#log.epoch, id: "", user: member.user, timeMs: nowMs, kind, text: "", member };
   }
 
   /** Every publish, from any transport: the user's rate, the rules, the log, the fan-out. */
@@ -500,6 +537,7 @@ export class Room extends DurableObject<RoomEnv> {
 
   #close(ws: WebSocket, code: ErrorCode, reason: string): void {
     closeSocket(ws, CODES[code].close, reason);
+    this.#departs(ws);
   }
 
   #range(nowMs: number): { firstSeq: number; lastSeq: number } {
@@ -524,6 +562,7 @@ function readQuery(q: URLSearchParams): SubscribeQuery {
     since: since === null ? undefined : Number(since),
     epoch: q.get("epoch") ?? undefined,
     format: isFormat(format) ? format : undefined,
+    presence: q.get("presence") === "1",
   };
 }
 

@@ -69,7 +69,7 @@ describe.each(Object.keys(transports) as (keyof typeof transports)[])("connect-n
     await waitFor("subscribed", () => sub.events[0]?.kind === "subscribed");
     const presence = await client.presence({ room });
     expect(presence.room).toBe(room);
-    expect(presence.members.map((m) => m.transport)).toEqual(["connect"]);
+    expect(presence.members.map((m) => m.transports)).toEqual([["connect"]]);
   });
 });
 

@@ -26,7 +26,7 @@ const DIGITS = /^\d+$/;
 
 interface PresenceJson {
   room: string;
-  members: { user: string; transport: string; connectedAtMs: string }[];
+  members: { user: string; transports: string[]; connections: number; connectedAtMs: string }[];
 }
 
 let cleanup: (() => unknown)[] = [];
@@ -97,16 +97,18 @@ describe("presence", () => {
       expect(r.status).toBe(200);
       expect(r.body.room).toBe(room);
       for (const m of r.body.members) expect(m.connectedAtMs).toMatch(DIGITS);
-      return r.body.members.map((m) => `${m.transport}:${m.user}`).sort();
+      return r.body.members.map((m) => `${m.transports.join("+")}:${m.user}:${m.connections}`).sort();
     };
-    expect(await members()).toEqual(["connect:anonymous", "sse:bob", "websocket:alice"]);
+    expect(await members()).toEqual(["connect:anonymous:1", "sse:bob:1", "websocket:alice:1"]);
     // Connect's Presence says the same.
     const viaConnect = await client.presence({ room });
-    expect(viaConnect.members.map((m) => `${m.transport}:${m.user}`).sort()).toEqual(await members());
+    expect(viaConnect.members.map((m) => `${m.transports.join("+")}:${m.user}:${m.connections}`).sort()).toEqual(
+      await members(),
+    );
 
     await ws.close();
     await waitForAsync("alice to leave", async () => (await members()).length === 2);
-    expect(await members()).toEqual(["connect:anonymous", "sse:bob"]);
+    expect(await members()).toEqual(["connect:anonymous:1", "sse:bob:1"]);
   });
 });
 

@@ -91,7 +91,7 @@ describe.each(Object.entries(transports))("ChatService over %s", (name, transpor
     const ws = await connect(r, undefined, "?user=zed");
     await ws.waitFor(1);
     const presence = await client.presence({ room: r });
-    expect(presence.members.map((m) => [m.user, m.transport])).toEqual([["zed", "websocket"]]);
+    expect(presence.members.map((m) => [m.user, m.connections, m.transports])).toEqual([["zed", 1, ["websocket"]]]);
   });
 
   it("answers bad input with Connect codes", async () => {

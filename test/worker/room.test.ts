@@ -183,11 +183,11 @@ describe("a freshly constructed room (what hibernation leaves) handles everythin
       expect(
         fresh
           .presence()
-          .map((m) => [m.user, m.transport])
+          .map((m) => [m.user, m.connections, m.transports])
           .sort(),
       ).toEqual([
-        ["ann", "websocket"],
-        ["anonymous", "websocket"],
+        ["ann", 1, ["websocket"]],
+        ["anonymous", 1, ["websocket"]],
       ]);
       const res = await fresh.fetch(
         new Request(`https://room.internal/subscribe?room=fresh&since=1&who=${WHO}`, {

@@ -135,9 +135,9 @@ describe("SSE adapter", () => {
     const res = await SELF.fetch("https://relay.test/rooms/sse-presence/sse?user=eve");
     await readUntil(res.clone(), (t) => t.includes("subscribed"));
     const presence = (await (await SELF.fetch("https://relay.test/rooms/sse-presence/presence")).json()) as {
-      members: { user: string; transport: string }[];
+      members: { user: string; transports: string[] }[];
     };
-    expect(presence.members.map((m) => [m.user, m.transport])).toContainEqual(["eve", "sse"]);
+    expect(presence.members.map((m) => [m.user, m.transports])).toContainEqual(["eve", ["sse"]]);
     await res.body?.cancel();
   });
 });

@@ -93,7 +93,8 @@ export async function subscribeCall(req: Request, env: Env, settings: Settings, 
       since: request.since,
       epoch: request.epoch,
       format: p.format,
-      who: await admit(req, settings, "subscribe", name),
+      who: await admit(req, settings, "subscribe", name, { also: request.presence ? "presence" : undefined }),
+      presence: request.presence,
     });
   } catch (e) {
     return refusal(p, toConnectError(e));

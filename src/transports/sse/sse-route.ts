@@ -17,7 +17,7 @@ import type { RelayContext } from "../../edge/context";
 import { RoomSubscription } from "../../edge/subscription";
 import type { Disconnect } from "../../errors";
 import { DisconnectSchema } from "../../gen/relay/v1/relay_pb";
-import { parseUser } from "../../protocol/rules";
+import { parseFlag, parseUser } from "../../protocol/rules";
 
 /** How long an EventSource waits before reconnecting, sent as `retry:`. */
 const RETRY_MS = 1000;
@@ -44,7 +44,9 @@ export async function sseRoute(c: RelayContext): Promise<Response> {
   const room = c.var.room;
   // A refusal (token, rights) is an HTTP 401/403 before the stream starts.
   const name = parseUser(c.req.query("user"));
-  const who = await admit(c.req.raw, c.var.settings, "subscribe", room, { queryToken: true, name });
+  const presence = parseFlag(c.req.query("presence"), "presence");
+  const also = presence ? "presence" : undefined;
+  const who = await admit(c.req.raw, c.var.settings, "subscribe", room, { queryToken: true, name, also });
   // Hono serves HEAD with the GET route and drops the body: nobody would read this stream, so it
   // must not subscribe (a subscriber per HEAD, never ended, would fill the room).
   if (c.req.method === "HEAD") return new Response(null, { headers: HEADERS });
@@ -57,6 +59,7 @@ export async function sseRoute(c: RelayContext): Promise<Response> {
     since: c.req.header("Last-Event-ID")?.trim() || c.req.query("since"),
     epoch: c.req.query("epoch"),
     who,
+    presence,
   });
   const out = byteStream();
   // With `enable_request_signal` the request's signal fires once the runtime notices the client

@@ -2,8 +2,9 @@
  * `GET /rooms/:room/ws`: a browser's or service's WebSocket, handed to the room's Durable Object
  * as it is (the room accepts it with the Hibernation API, picks its format from its subprotocol,
  * and closes it with the close code of the errors table when it ends it). Query: `since` (resume
- * after this offset), `epoch` (the epoch of `since`), `user` (an anonymous client's name), `token`
- * (or `Authorization: Bearer`).
+ * after this offset), `epoch` (the epoch of `since`), `user` (an anonymous client's name),
+ * `presence=1` (join and leave events too: needs the `presence` right), `token` (or
+ * `Authorization: Bearer`).
  *
  * A caller refused for its token or rights is accepted here and closed at once with the table's
  * close code: a browser cannot read the status of a refused upgrade, only a close code.
@@ -16,7 +17,7 @@ import { forwardWebSocket } from "../../edge/room-client";
 import { CODES, RelayError } from "../../errors";
 import { closedUpgrade } from "../../protocol/close";
 import { formatFromProtocols } from "../../protocol/formats";
-import { parseUser } from "../../protocol/rules";
+import { parseFlag, parseUser } from "../../protocol/rules";
 
 export async function wsRoute(c: RelayContext): Promise<Response> {
   if (c.req.header("Upgrade")?.toLowerCase() !== "websocket") {
@@ -26,8 +27,11 @@ export async function wsRoute(c: RelayContext): Promise<Response> {
   const room = c.var.room;
   const name = parseUser(c.req.query("user"));
   let who: Principal;
+  let presence: boolean;
   try {
-    who = await admit(c.req.raw, c.var.settings, "subscribe", room, { queryToken: true, name });
+    presence = parseFlag(c.req.query("presence"), "presence");
+    const also = presence ? "presence" : undefined;
+    who = await admit(c.req.raw, c.var.settings, "subscribe", room, { queryToken: true, name, also });
   } catch (e) {
     const err = RelayError.from(e);
     const { protocol } = formatFromProtocols(c.req.header("Sec-WebSocket-Protocol") ?? null);
@@ -39,5 +43,6 @@ export async function wsRoute(c: RelayContext): Promise<Response> {
     since: c.req.query("since"),
     epoch: c.req.query("epoch"),
     who,
+    presence,
   });
 }

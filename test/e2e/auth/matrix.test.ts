@@ -524,15 +524,15 @@ describe("who a token holder is", () => {
       const ack = await waitFor("the ack", () => ws.acks.find((a) => a.event.id === id) ?? ws.errors[0]);
       results.ws = "event" in ack ? ack.event.user : jsonish(ack);
       await sse.waitEvents(1);
-      const presence = await getJson<{ members: { user: string; transport: string }[] }>(
+      const presence = await getJson<{ members: { user: string; connections: number; transports: string[] }[] }>(
         base,
         `/rooms/${room}/presence`,
         bearer(admin),
       );
       expect(presence.status).toBe(200);
-      expect(presence.body.members.map((m) => [m.transport, m.user]).sort()).toEqual([
-        ["sse", SUB],
-        ["websocket", SUB],
+      // One member: the token's sub, on both of its connections.
+      expect(presence.body.members.map((m) => [m.user, m.connections, m.transports])).toEqual([
+        [SUB, 2, ["sse", "websocket"]],
       ]);
     } finally {
       await ws.close();

@@ -16,6 +16,8 @@ export interface ChatEventJson {
   lastSeq?: string;
   reason?: string;
   resumeAfter?: string;
+  /** On join and leave. */
+  member?: { user: string; connectedAtMs?: string; connections?: number; transports?: string[] };
 }
 
 export interface ErrorJson {

@@ -64,7 +64,7 @@ export class SseClient {
       return new Response(res.body.pipeThrough(this.#tap()), { status: res.status, headers: res.headers });
     };
     this.es = new EventSource(url, { fetch: tapFetch });
-    for (const type of ["subscribed", "gap", "message"]) {
+    for (const type of ["subscribed", "gap", "message", "join", "leave"]) {
       this.es.addEventListener(type, (e) => {
         const m = e as MessageEvent;
         const event = { type: m.type, lastEventId: m.lastEventId, data: JSON.parse(m.data) };

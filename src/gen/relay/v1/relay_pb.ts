@@ -18,7 +18,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file relay/v1/relay.proto.
  */
 export const file_relay_v1_relay: GenFile = /*@__PURE__*/
-  fileDesc("ChRyZWxheS92MS9yZWxheS5wcm90bxIIcmVsYXkudjEiRgoLQ2hhdE1lc3NhZ2USDAoEdXNlchgBIAEoCRIPCgdtZXNzYWdlGAIgASgJEgwKBHJvb20YAyABKAkSCgoCaWQYBCABKAkixwEKCUNoYXRFdmVudBIMCgRyb29tGAEgASgJEgsKA3NlcRgCIAEoBBINCgVlcG9jaBgDIAEoCRIKCgJpZBgEIAEoCRIMCgR1c2VyGAUgASgJEg8KB3RpbWVfbXMYBiABKAMSDAoEa2luZBgHIAEoCRIMCgR0ZXh0GAggASgJEhEKCWZpcnN0X3NlcRgJIAEoBBIQCghsYXN0X3NlcRgKIAEoBBIOCgZyZWFzb24YCyABKAkSFAoMcmVzdW1lX2FmdGVyGAwgASgEIkYKDlB1Ymxpc2hSZXF1ZXN0EgwKBHJvb20YASABKAkSDAoEdGV4dBgCIAEoCRIKCgJpZBgDIAEoCRIMCgR1c2VyGAQgASgJIkgKD1B1Ymxpc2hSZXNwb25zZRIiCgVldmVudBgBIAEoCzITLnJlbGF5LnYxLkNoYXRFdmVudBIRCglkdXBsaWNhdGUYAiABKAgiTQoQU3Vic2NyaWJlUmVxdWVzdBIMCgRyb29tGAEgASgJEhIKBXNpbmNlGAIgASgESACIAQESDQoFZXBvY2gYAyABKAlCCAoGX3NpbmNlIjwKDkhpc3RvcnlSZXF1ZXN0EgwKBHJvb20YASABKAkSDQoFc2luY2UYAiABKAQSDQoFbGltaXQYAyABKA0ifAoPSGlzdG9yeVJlc3BvbnNlEiMKBmV2ZW50cxgBIAMoCzITLnJlbGF5LnYxLkNoYXRFdmVudBINCgVlcG9jaBgCIAEoCRIRCglmaXJzdF9zZXEYAyABKAQSEAoIbGFzdF9zZXEYBCABKAQSEAoIaGFzX21vcmUYBSABKAgiHwoPUHJlc2VuY2VSZXF1ZXN0EgwKBHJvb20YASABKAkiSgoOUHJlc2VuY2VNZW1iZXISDAoEdXNlchgBIAEoCRIRCgl0cmFuc3BvcnQYAiABKAkSFwoPY29ubmVjdGVkX2F0X21zGAMgASgDIksKEFByZXNlbmNlUmVzcG9uc2USDAoEcm9vbRgBIAEoCRIpCgdtZW1iZXJzGAIgAygLMhgucmVsYXkudjEuUHJlc2VuY2VNZW1iZXIiNgoJRXJyb3JJbmZvEgwKBGNvZGUYASABKAkSDwoHbWVzc2FnZRgCIAEoCRIKCgJpZBgDIAEoCSISCgRQaW5nEgoKAmlkGAEgASgEIhIKBFBvbmcSCgoCaWQYASABKAQiHwoOUmVmcmVzaFJlcXVlc3QSDQoFdG9rZW4YASABKAkiKAoPUmVmcmVzaFJlc3BvbnNlEhUKDWV4cGlyZXNfYXRfbXMYASABKAMikAEKC0NsaWVudEZyYW1lEisKB3B1Ymxpc2gYASABKAsyGC5yZWxheS52MS5QdWJsaXNoUmVxdWVzdEgAEh4KBHBvbmcYAiABKAsyDi5yZWxheS52MS5Qb25nSAASKwoHcmVmcmVzaBgDIAEoCzIYLnJlbGF5LnYxLlJlZnJlc2hSZXF1ZXN0SABCBwoFZnJhbWUiMQoKRXZlbnRCYXRjaBIjCgZldmVudHMYASADKAsyEy5yZWxheS52MS5DaGF0RXZlbnQigwIKC1NlcnZlckZyYW1lEiQKBWV2ZW50GAEgASgLMhMucmVsYXkudjEuQ2hhdEV2ZW50SAASKAoDYWNrGAIgASgLMhkucmVsYXkudjEuUHVibGlzaFJlc3BvbnNlSAASJAoFZXJyb3IYAyABKAsyEy5yZWxheS52MS5FcnJvckluZm9IABIlCgViYXRjaBgEIAEoCzIULnJlbGF5LnYxLkV2ZW50QmF0Y2hIABIeCgRwaW5nGAUgASgLMg4ucmVsYXkudjEuUGluZ0gAEi4KCXJlZnJlc2hlZBgGIAEoCzIZLnJlbGF5LnYxLlJlZnJlc2hSZXNwb25zZUgAQgcKBWZyYW1lIj4KCkRpc2Nvbm5lY3QSDAoEY29kZRgBIAEoCRIPCgdtZXNzYWdlGAIgASgJEhEKCXJlY29ubmVjdBgDIAEoCCKdAgoJUm9vbVN0YXRzEgwKBHJvb20YASABKAkSDQoFZXBvY2gYAiABKAkSEQoJZmlyc3Rfc2VxGAMgASgEEhAKCGxhc3Rfc2VxGAQgASgEEjkKC2Nvbm5lY3Rpb25zGAUgAygLMiQucmVsYXkudjEuUm9vbVN0YXRzLkNvbm5lY3Rpb25zRW50cnkSHAoUb2JqZWN0X3N0YXJ0ZWRfYXRfbXMYBiABKAMSDwoHZmx1c2hlcxgHIAEoBBIWCg5mbHVzaGVkX2V2ZW50cxgIIAEoBBIYChBzbG93X2Rpc2Nvbm5lY3RzGAkgASgEGjIKEENvbm5lY3Rpb25zRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgNOgI4ATLIAgoLQ2hhdFNlcnZpY2USNgoEQ2hhdBIVLnJlbGF5LnYxLkNoYXRNZXNzYWdlGhMucmVsYXkudjEuQ2hhdEV2ZW50KAEwARI+CglTdWJzY3JpYmUSGi5yZWxheS52MS5TdWJzY3JpYmVSZXF1ZXN0GhMucmVsYXkudjEuQ2hhdEV2ZW50MAESPgoHUHVibGlzaBIYLnJlbGF5LnYxLlB1Ymxpc2hSZXF1ZXN0GhkucmVsYXkudjEuUHVibGlzaFJlc3BvbnNlEj4KB0hpc3RvcnkSGC5yZWxheS52MS5IaXN0b3J5UmVxdWVzdBoZLnJlbGF5LnYxLkhpc3RvcnlSZXNwb25zZRJBCghQcmVzZW5jZRIZLnJlbGF5LnYxLlByZXNlbmNlUmVxdWVzdBoaLnJlbGF5LnYxLlByZXNlbmNlUmVzcG9uc2ViBnByb3RvMw");
+  fileDesc("ChRyZWxheS92MS9yZWxheS5wcm90bxIIcmVsYXkudjEiRgoLQ2hhdE1lc3NhZ2USDAoEdXNlchgBIAEoCRIPCgdtZXNzYWdlGAIgASgJEgwKBHJvb20YAyABKAkSCgoCaWQYBCABKAki8QEKCUNoYXRFdmVudBIMCgRyb29tGAEgASgJEgsKA3NlcRgCIAEoBBINCgVlcG9jaBgDIAEoCRIKCgJpZBgEIAEoCRIMCgR1c2VyGAUgASgJEg8KB3RpbWVfbXMYBiABKAMSDAoEa2luZBgHIAEoCRIMCgR0ZXh0GAggASgJEhEKCWZpcnN0X3NlcRgJIAEoBBIQCghsYXN0X3NlcRgKIAEoBBIOCgZyZWFzb24YCyABKAkSFAoMcmVzdW1lX2FmdGVyGAwgASgEEigKBm1lbWJlchgNIAEoCzIYLnJlbGF5LnYxLlByZXNlbmNlTWVtYmVyIkYKDlB1Ymxpc2hSZXF1ZXN0EgwKBHJvb20YASABKAkSDAoEdGV4dBgCIAEoCRIKCgJpZBgDIAEoCRIMCgR1c2VyGAQgASgJIkgKD1B1Ymxpc2hSZXNwb25zZRIiCgVldmVudBgBIAEoCzITLnJlbGF5LnYxLkNoYXRFdmVudBIRCglkdXBsaWNhdGUYAiABKAgiXwoQU3Vic2NyaWJlUmVxdWVzdBIMCgRyb29tGAEgASgJEhIKBXNpbmNlGAIgASgESACIAQESDQoFZXBvY2gYAyABKAkSEAoIcHJlc2VuY2UYBCABKAhCCAoGX3NpbmNlIjwKDkhpc3RvcnlSZXF1ZXN0EgwKBHJvb20YASABKAkSDQoFc2luY2UYAiABKAQSDQoFbGltaXQYAyABKA0ifAoPSGlzdG9yeVJlc3BvbnNlEiMKBmV2ZW50cxgBIAMoCzITLnJlbGF5LnYxLkNoYXRFdmVudBINCgVlcG9jaBgCIAEoCRIRCglmaXJzdF9zZXEYAyABKAQSEAoIbGFzdF9zZXEYBCABKAQSEAoIaGFzX21vcmUYBSABKAgiHwoPUHJlc2VuY2VSZXF1ZXN0EgwKBHJvb20YASABKAkicQoOUHJlc2VuY2VNZW1iZXISDAoEdXNlchgBIAEoCRIXCg9jb25uZWN0ZWRfYXRfbXMYAyABKAMSEwoLY29ubmVjdGlvbnMYBCABKA0SEgoKdHJhbnNwb3J0cxgFIAMoCUoECAIQA1IJdHJhbnNwb3J0IksKEFByZXNlbmNlUmVzcG9uc2USDAoEcm9vbRgBIAEoCRIpCgdtZW1iZXJzGAIgAygLMhgucmVsYXkudjEuUHJlc2VuY2VNZW1iZXIiNgoJRXJyb3JJbmZvEgwKBGNvZGUYASABKAkSDwoHbWVzc2FnZRgCIAEoCRIKCgJpZBgDIAEoCSISCgRQaW5nEgoKAmlkGAEgASgEIhIKBFBvbmcSCgoCaWQYASABKAQiHwoOUmVmcmVzaFJlcXVlc3QSDQoFdG9rZW4YASABKAkiKAoPUmVmcmVzaFJlc3BvbnNlEhUKDWV4cGlyZXNfYXRfbXMYASABKAMikAEKC0NsaWVudEZyYW1lEisKB3B1Ymxpc2gYASABKAsyGC5yZWxheS52MS5QdWJsaXNoUmVxdWVzdEgAEh4KBHBvbmcYAiABKAsyDi5yZWxheS52MS5Qb25nSAASKwoHcmVmcmVzaBgDIAEoCzIYLnJlbGF5LnYxLlJlZnJlc2hSZXF1ZXN0SABCBwoFZnJhbWUiMQoKRXZlbnRCYXRjaBIjCgZldmVudHMYASADKAsyEy5yZWxheS52MS5DaGF0RXZlbnQigwIKC1NlcnZlckZyYW1lEiQKBWV2ZW50GAEgASgLMhMucmVsYXkudjEuQ2hhdEV2ZW50SAASKAoDYWNrGAIgASgLMhkucmVsYXkudjEuUHVibGlzaFJlc3BvbnNlSAASJAoFZXJyb3IYAyABKAsyEy5yZWxheS52MS5FcnJvckluZm9IABIlCgViYXRjaBgEIAEoCzIULnJlbGF5LnYxLkV2ZW50QmF0Y2hIABIeCgRwaW5nGAUgASgLMg4ucmVsYXkudjEuUGluZ0gAEi4KCXJlZnJlc2hlZBgGIAEoCzIZLnJlbGF5LnYxLlJlZnJlc2hSZXNwb25zZUgAQgcKBWZyYW1lIj4KCkRpc2Nvbm5lY3QSDAoEY29kZRgBIAEoCRIPCgdtZXNzYWdlGAIgASgJEhEKCXJlY29ubmVjdBgDIAEoCCKdAgoJUm9vbVN0YXRzEgwKBHJvb20YASABKAkSDQoFZXBvY2gYAiABKAkSEQoJZmlyc3Rfc2VxGAMgASgEEhAKCGxhc3Rfc2VxGAQgASgEEjkKC2Nvbm5lY3Rpb25zGAUgAygLMiQucmVsYXkudjEuUm9vbVN0YXRzLkNvbm5lY3Rpb25zRW50cnkSHAoUb2JqZWN0X3N0YXJ0ZWRfYXRfbXMYBiABKAMSDwoHZmx1c2hlcxgHIAEoBBIWCg5mbHVzaGVkX2V2ZW50cxgIIAEoBBIYChBzbG93X2Rpc2Nvbm5lY3RzGAkgASgEGjIKEENvbm5lY3Rpb25zRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgNOgI4ATLIAgoLQ2hhdFNlcnZpY2USNgoEQ2hhdBIVLnJlbGF5LnYxLkNoYXRNZXNzYWdlGhMucmVsYXkudjEuQ2hhdEV2ZW50KAEwARI+CglTdWJzY3JpYmUSGi5yZWxheS52MS5TdWJzY3JpYmVSZXF1ZXN0GhMucmVsYXkudjEuQ2hhdEV2ZW50MAESPgoHUHVibGlzaBIYLnJlbGF5LnYxLlB1Ymxpc2hSZXF1ZXN0GhkucmVsYXkudjEuUHVibGlzaFJlc3BvbnNlEj4KB0hpc3RvcnkSGC5yZWxheS52MS5IaXN0b3J5UmVxdWVzdBoZLnJlbGF5LnYxLkhpc3RvcnlSZXNwb25zZRJBCghQcmVzZW5jZRIZLnJlbGF5LnYxLlByZXNlbmNlUmVxdWVzdBoaLnJlbGF5LnYxLlByZXNlbmNlUmVzcG9uc2ViBnByb3RvMw");
 
 /**
  * A message on the bidirectional Chat stream. Fields 1 and 2 are the seed's and keep their numbers.
@@ -115,7 +115,9 @@ export type ChatEvent = Message<"relay.v1.ChatEvent"> & {
    * What the event is: "message" (a chat message from the log), "subscribed" (the first event of
    * every subscription, sent before any replay), "gap" (events the client asked for are gone),
    * "heartbeat" (Connect streams only: keeps an idle stream alive), "error" (Chat only: one
-   * message was refused; `reason` has the error code, `id` the message's id; the stream goes on).
+   * message was refused; `reason` has the error code, `id` the message's id; the stream goes on),
+   * "join" and "leave" (only to a subscriber that asked for presence: a user's first connection
+   * opened, their last one closed; `user` and `member` say who).
    *
    * @generated from field: string kind = 7;
    */
@@ -160,6 +162,13 @@ export type ChatEvent = Message<"relay.v1.ChatEvent"> & {
    * @generated from field: uint64 resume_after = 12;
    */
   resumeAfter: bigint;
+
+  /**
+   * On "join" and "leave": the user, with their connections after the change (none on "leave").
+   *
+   * @generated from field: relay.v1.PresenceMember member = 13;
+   */
+  member?: PresenceMember | undefined;
 };
 
 /**
@@ -262,6 +271,15 @@ export type SubscribeRequest = Message<"relay.v1.SubscribeRequest"> & {
    * @generated from field: string epoch = 3;
    */
   epoch: string;
+
+  /**
+   * Also send presence: after "subscribed" and the replay, a "join" for every user connected now,
+   * then a "join" when a user's first connection opens and a "leave" when their last one closes.
+   * Needs the `presence` right.
+   *
+   * @generated from field: bool presence = 4;
+   */
+  presence: boolean;
 };
 
 /**
@@ -367,7 +385,7 @@ export const PresenceRequestSchema: GenMessage<PresenceRequest> = /*@__PURE__*/
   messageDesc(file_relay_v1_relay, 7);
 
 /**
- * One connection to a room.
+ * One user connected to a room, with all their connections (tabs, devices, transports).
  *
  * @generated from message relay.v1.PresenceMember
  */
@@ -378,16 +396,25 @@ export type PresenceMember = Message<"relay.v1.PresenceMember"> & {
   user: string;
 
   /**
-   * "websocket", "sse" or "connect".
+   * When the user's earliest open connection opened.
    *
-   * @generated from field: string transport = 2;
-   */
-  transport: string;
-
-  /**
    * @generated from field: int64 connected_at_ms = 3;
    */
   connectedAtMs: bigint;
+
+  /**
+   * How many connections the user has open, all transports together.
+   *
+   * @generated from field: uint32 connections = 4;
+   */
+  connections: number;
+
+  /**
+   * The transports of those connections, each once, sorted: "connect", "sse", "websocket".
+   *
+   * @generated from field: repeated string transports = 5;
+   */
+  transports: string[];
 };
 
 /**
@@ -398,7 +425,7 @@ export const PresenceMemberSchema: GenMessage<PresenceMember> = /*@__PURE__*/
   messageDesc(file_relay_v1_relay, 8);
 
 /**
- * Who is connected to a room now, on every transport.
+ * Who is connected to a room now, on every transport: one member per user, earliest first.
  *
  * @generated from message relay.v1.PresenceResponse
  */
