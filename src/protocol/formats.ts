@@ -140,6 +140,19 @@ export function encodePing(format: Format, id: number): Frame | undefined {
   return control(format, create(ServerFrameSchema, { frame: { case: "ping", value: { id: BigInt(id) } } }));
 }
 
+/**
+ * The liveness check's text frame, in every WebSocket mode: the room has the runtime answer it
+ * with itself (`setWebSocketAutoResponse`), so it never wakes the room (see Heartbeat in the proto).
+ */
+export const HEARTBEAT_TEXT = '{"heartbeat":{}}';
+
+/** The answer to a heartbeat that reached the room (a binary one in proto mode). */
+export function encodeHeartbeat(format: Format): Frame {
+  return format === "proto"
+    ? control(format, create(ServerFrameSchema, { frame: { case: "heartbeat", value: {} } }))
+    : HEARTBEAT_TEXT;
+}
+
 /** The answer to a refresh: the connection now lives until `expMs`. */
 export function encodeRefreshed(format: Format, expMs: number): Frame {
   return control(
@@ -155,12 +168,15 @@ export type ClientMessage =
   /** A new token for the connection (docs/auth.md). */
   | { refresh: string }
   /** Plain mode: an empty text frame publishes nothing and confirms what was received. */
-  | { receipt: true };
+  | { receipt: true }
+  /** A liveness check, to be answered. */
+  | { heartbeat: true };
 
 /** Decodes one client frame, or throws an `invalid_argument` RelayError saying what is wrong with it. */
 export function decodeClientFrame(format: Format, data: string | ArrayBuffer): ClientMessage {
   if (format === "plain") {
     if (typeof data !== "string") throw new RelayError("invalid_argument", "plain mode takes text frames");
+    if (data === HEARTBEAT_TEXT) return { heartbeat: true };
     return data === "" ? { receipt: true } : { publish: { text: data } };
   }
   let frame: ReturnType<typeof fromBinary<typeof ClientFrameSchema>>;
@@ -188,8 +204,10 @@ export function decodeClientFrame(format: Format, data: string | ArrayBuffer): C
       return { pong: Number(frame.frame.value.id) };
     case "refresh":
       return { refresh: frame.frame.value.token };
+    case "heartbeat":
+      return { heartbeat: true };
     default:
-      throw new RelayError("invalid_argument", "frame has none of publish, pong, refresh");
+      throw new RelayError("invalid_argument", "frame has none of publish, pong, refresh, heartbeat");
   }
 }
 

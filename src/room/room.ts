@@ -18,6 +18,7 @@ import {
   encodeAck,
   encodeError,
   encodeEvents,
+  encodeHeartbeat,
   encodePing,
   encodeRefreshed,
   FORMATS,
@@ -25,6 +26,7 @@ import {
   type Frame,
   formatFromProtocols,
   frameSize,
+  HEARTBEAT_TEXT,
   isFormat,
 } from "../protocol/formats";
 import { type PublishInput, parsePublish, utf8Length } from "../protocol/rules";
@@ -122,6 +124,8 @@ export class Room extends DurableObject<RoomEnv> {
     this.#flow = new Flow(this.#settings.subscriberMaxBehindBytes);
     this.#rate = new RateLimiter(this.#settings.publishRatePerSecond);
     this.#userRate = new UserRateLimiter(this.#settings.userPublishRatePerSecond);
+    // A client's liveness check is answered by the runtime, even while the room hibernates.
+    ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair(HEARTBEAT_TEXT, HEARTBEAT_TEXT));
   }
 
   /**
@@ -298,6 +302,10 @@ export class Room extends DurableObject<RoomEnv> {
         return;
       }
       if ("receipt" in m) return;
+      if ("heartbeat" in m) {
+        send(ws, encodeHeartbeat(att.format));
+        return;
+      }
       if ("refresh" in m) {
         void this.#refresh(ws, att, m.refresh);
         return;

@@ -84,7 +84,7 @@ it("tells watchers on every transport who joins and leaves, by user", async () =
   expect(tookMs).toBeLessThan(3 * HEARTBEAT_MS + 2000);
 });
 
-it("sees a WebSocket user leave at once, and a Connect user within a heartbeat", async () => {
+it("sees a WebSocket user leave at once, and a named Connect user within a heartbeat", async () => {
   const room = uniqueRoom("presence-leave");
   const watch = await WsClient.open(wsUrl(baseUrl, `/rooms/${room}/ws?user=watch&presence=1`), "relay.v1.json", {
     flowControl: true,
@@ -99,12 +99,13 @@ it("sees a WebSocket user leave at once, and a Connect user within a heartbeat",
   await waitFor("bob's leave", () => presence(watch.events).includes("leave:bob:0"), HEARTBEAT_MS);
 
   const chat = createClient(ChatService, connectTransports(baseUrl)["connect-proto"]);
-  const cy = new StreamRecorder((signal) => chat.subscribe({ room }, { signal }));
-  await waitFor("the Connect user's join", () => presence(watch.events).includes("join:anonymous:1"));
+  // An anonymous Connect subscriber names itself with SubscribeRequest.user.
+  const cy = new StreamRecorder((signal) => chat.subscribe({ room, user: "cy" }, { signal }));
+  await waitFor("the Connect user's join", () => presence(watch.events).includes("join:cy:1"));
   await cy.stop();
   await waitFor(
     "the Connect user's leave",
-    () => presence(watch.events).includes("leave:anonymous:0"),
+    () => presence(watch.events).includes("leave:cy:0"),
     2 * HEARTBEAT_MS + 1000,
   );
   // Events not in the log: no offset, so a resume never counts them.

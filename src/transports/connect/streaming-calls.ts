@@ -93,7 +93,10 @@ export async function subscribeCall(req: Request, env: Env, settings: Settings, 
       since: request.since,
       epoch: request.epoch,
       format: p.format,
-      who: await admit(req, settings, "subscribe", name, { also: request.presence ? "presence" : undefined }),
+      who: await admit(req, settings, "subscribe", name, {
+        name: parseUser(request.user),
+        also: request.presence ? "presence" : undefined,
+      }),
       presence: request.presence,
     });
   } catch (e) {

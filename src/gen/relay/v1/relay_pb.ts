@@ -18,7 +18,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file relay/v1/relay.proto.
  */
 export const file_relay_v1_relay: GenFile = /*@__PURE__*/
-  fileDesc("ChRyZWxheS92MS9yZWxheS5wcm90bxIIcmVsYXkudjEiRgoLQ2hhdE1lc3NhZ2USDAoEdXNlchgBIAEoCRIPCgdtZXNzYWdlGAIgASgJEgwKBHJvb20YAyABKAkSCgoCaWQYBCABKAki8QEKCUNoYXRFdmVudBIMCgRyb29tGAEgASgJEgsKA3NlcRgCIAEoBBINCgVlcG9jaBgDIAEoCRIKCgJpZBgEIAEoCRIMCgR1c2VyGAUgASgJEg8KB3RpbWVfbXMYBiABKAMSDAoEa2luZBgHIAEoCRIMCgR0ZXh0GAggASgJEhEKCWZpcnN0X3NlcRgJIAEoBBIQCghsYXN0X3NlcRgKIAEoBBIOCgZyZWFzb24YCyABKAkSFAoMcmVzdW1lX2FmdGVyGAwgASgEEigKBm1lbWJlchgNIAEoCzIYLnJlbGF5LnYxLlByZXNlbmNlTWVtYmVyIkYKDlB1Ymxpc2hSZXF1ZXN0EgwKBHJvb20YASABKAkSDAoEdGV4dBgCIAEoCRIKCgJpZBgDIAEoCRIMCgR1c2VyGAQgASgJIkgKD1B1Ymxpc2hSZXNwb25zZRIiCgVldmVudBgBIAEoCzITLnJlbGF5LnYxLkNoYXRFdmVudBIRCglkdXBsaWNhdGUYAiABKAgiXwoQU3Vic2NyaWJlUmVxdWVzdBIMCgRyb29tGAEgASgJEhIKBXNpbmNlGAIgASgESACIAQESDQoFZXBvY2gYAyABKAkSEAoIcHJlc2VuY2UYBCABKAhCCAoGX3NpbmNlIjwKDkhpc3RvcnlSZXF1ZXN0EgwKBHJvb20YASABKAkSDQoFc2luY2UYAiABKAQSDQoFbGltaXQYAyABKA0ifAoPSGlzdG9yeVJlc3BvbnNlEiMKBmV2ZW50cxgBIAMoCzITLnJlbGF5LnYxLkNoYXRFdmVudBINCgVlcG9jaBgCIAEoCRIRCglmaXJzdF9zZXEYAyABKAQSEAoIbGFzdF9zZXEYBCABKAQSEAoIaGFzX21vcmUYBSABKAgiHwoPUHJlc2VuY2VSZXF1ZXN0EgwKBHJvb20YASABKAkicQoOUHJlc2VuY2VNZW1iZXISDAoEdXNlchgBIAEoCRIXCg9jb25uZWN0ZWRfYXRfbXMYAyABKAMSEwoLY29ubmVjdGlvbnMYBCABKA0SEgoKdHJhbnNwb3J0cxgFIAMoCUoECAIQA1IJdHJhbnNwb3J0IksKEFByZXNlbmNlUmVzcG9uc2USDAoEcm9vbRgBIAEoCRIpCgdtZW1iZXJzGAIgAygLMhgucmVsYXkudjEuUHJlc2VuY2VNZW1iZXIiNgoJRXJyb3JJbmZvEgwKBGNvZGUYASABKAkSDwoHbWVzc2FnZRgCIAEoCRIKCgJpZBgDIAEoCSISCgRQaW5nEgoKAmlkGAEgASgEIhIKBFBvbmcSCgoCaWQYASABKAQiHwoOUmVmcmVzaFJlcXVlc3QSDQoFdG9rZW4YASABKAkiKAoPUmVmcmVzaFJlc3BvbnNlEhUKDWV4cGlyZXNfYXRfbXMYASABKAMikAEKC0NsaWVudEZyYW1lEisKB3B1Ymxpc2gYASABKAsyGC5yZWxheS52MS5QdWJsaXNoUmVxdWVzdEgAEh4KBHBvbmcYAiABKAsyDi5yZWxheS52MS5Qb25nSAASKwoHcmVmcmVzaBgDIAEoCzIYLnJlbGF5LnYxLlJlZnJlc2hSZXF1ZXN0SABCBwoFZnJhbWUiMQoKRXZlbnRCYXRjaBIjCgZldmVudHMYASADKAsyEy5yZWxheS52MS5DaGF0RXZlbnQigwIKC1NlcnZlckZyYW1lEiQKBWV2ZW50GAEgASgLMhMucmVsYXkudjEuQ2hhdEV2ZW50SAASKAoDYWNrGAIgASgLMhkucmVsYXkudjEuUHVibGlzaFJlc3BvbnNlSAASJAoFZXJyb3IYAyABKAsyEy5yZWxheS52MS5FcnJvckluZm9IABIlCgViYXRjaBgEIAEoCzIULnJlbGF5LnYxLkV2ZW50QmF0Y2hIABIeCgRwaW5nGAUgASgLMg4ucmVsYXkudjEuUGluZ0gAEi4KCXJlZnJlc2hlZBgGIAEoCzIZLnJlbGF5LnYxLlJlZnJlc2hSZXNwb25zZUgAQgcKBWZyYW1lIj4KCkRpc2Nvbm5lY3QSDAoEY29kZRgBIAEoCRIPCgdtZXNzYWdlGAIgASgJEhEKCXJlY29ubmVjdBgDIAEoCCKdAgoJUm9vbVN0YXRzEgwKBHJvb20YASABKAkSDQoFZXBvY2gYAiABKAkSEQoJZmlyc3Rfc2VxGAMgASgEEhAKCGxhc3Rfc2VxGAQgASgEEjkKC2Nvbm5lY3Rpb25zGAUgAygLMiQucmVsYXkudjEuUm9vbVN0YXRzLkNvbm5lY3Rpb25zRW50cnkSHAoUb2JqZWN0X3N0YXJ0ZWRfYXRfbXMYBiABKAMSDwoHZmx1c2hlcxgHIAEoBBIWCg5mbHVzaGVkX2V2ZW50cxgIIAEoBBIYChBzbG93X2Rpc2Nvbm5lY3RzGAkgASgEGjIKEENvbm5lY3Rpb25zRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgNOgI4ATLIAgoLQ2hhdFNlcnZpY2USNgoEQ2hhdBIVLnJlbGF5LnYxLkNoYXRNZXNzYWdlGhMucmVsYXkudjEuQ2hhdEV2ZW50KAEwARI+CglTdWJzY3JpYmUSGi5yZWxheS52MS5TdWJzY3JpYmVSZXF1ZXN0GhMucmVsYXkudjEuQ2hhdEV2ZW50MAESPgoHUHVibGlzaBIYLnJlbGF5LnYxLlB1Ymxpc2hSZXF1ZXN0GhkucmVsYXkudjEuUHVibGlzaFJlc3BvbnNlEj4KB0hpc3RvcnkSGC5yZWxheS52MS5IaXN0b3J5UmVxdWVzdBoZLnJlbGF5LnYxLkhpc3RvcnlSZXNwb25zZRJBCghQcmVzZW5jZRIZLnJlbGF5LnYxLlByZXNlbmNlUmVxdWVzdBoaLnJlbGF5LnYxLlByZXNlbmNlUmVzcG9uc2ViBnByb3RvMw");
+  fileDesc("ChRyZWxheS92MS9yZWxheS5wcm90bxIIcmVsYXkudjEiRgoLQ2hhdE1lc3NhZ2USDAoEdXNlchgBIAEoCRIPCgdtZXNzYWdlGAIgASgJEgwKBHJvb20YAyABKAkSCgoCaWQYBCABKAki8QEKCUNoYXRFdmVudBIMCgRyb29tGAEgASgJEgsKA3NlcRgCIAEoBBINCgVlcG9jaBgDIAEoCRIKCgJpZBgEIAEoCRIMCgR1c2VyGAUgASgJEg8KB3RpbWVfbXMYBiABKAMSDAoEa2luZBgHIAEoCRIMCgR0ZXh0GAggASgJEhEKCWZpcnN0X3NlcRgJIAEoBBIQCghsYXN0X3NlcRgKIAEoBBIOCgZyZWFzb24YCyABKAkSFAoMcmVzdW1lX2FmdGVyGAwgASgEEigKBm1lbWJlchgNIAEoCzIYLnJlbGF5LnYxLlByZXNlbmNlTWVtYmVyIkYKDlB1Ymxpc2hSZXF1ZXN0EgwKBHJvb20YASABKAkSDAoEdGV4dBgCIAEoCRIKCgJpZBgDIAEoCRIMCgR1c2VyGAQgASgJIkgKD1B1Ymxpc2hSZXNwb25zZRIiCgVldmVudBgBIAEoCzITLnJlbGF5LnYxLkNoYXRFdmVudBIRCglkdXBsaWNhdGUYAiABKAgibQoQU3Vic2NyaWJlUmVxdWVzdBIMCgRyb29tGAEgASgJEhIKBXNpbmNlGAIgASgESACIAQESDQoFZXBvY2gYAyABKAkSEAoIcHJlc2VuY2UYBCABKAgSDAoEdXNlchgFIAEoCUIICgZfc2luY2UiPAoOSGlzdG9yeVJlcXVlc3QSDAoEcm9vbRgBIAEoCRINCgVzaW5jZRgCIAEoBBINCgVsaW1pdBgDIAEoDSJ8Cg9IaXN0b3J5UmVzcG9uc2USIwoGZXZlbnRzGAEgAygLMhMucmVsYXkudjEuQ2hhdEV2ZW50Eg0KBWVwb2NoGAIgASgJEhEKCWZpcnN0X3NlcRgDIAEoBBIQCghsYXN0X3NlcRgEIAEoBBIQCghoYXNfbW9yZRgFIAEoCCIfCg9QcmVzZW5jZVJlcXVlc3QSDAoEcm9vbRgBIAEoCSJxCg5QcmVzZW5jZU1lbWJlchIMCgR1c2VyGAEgASgJEhcKD2Nvbm5lY3RlZF9hdF9tcxgDIAEoAxITCgtjb25uZWN0aW9ucxgEIAEoDRISCgp0cmFuc3BvcnRzGAUgAygJSgQIAhADUgl0cmFuc3BvcnQiSwoQUHJlc2VuY2VSZXNwb25zZRIMCgRyb29tGAEgASgJEikKB21lbWJlcnMYAiADKAsyGC5yZWxheS52MS5QcmVzZW5jZU1lbWJlciI2CglFcnJvckluZm8SDAoEY29kZRgBIAEoCRIPCgdtZXNzYWdlGAIgASgJEgoKAmlkGAMgASgJIhIKBFBpbmcSCgoCaWQYASABKAQiEgoEUG9uZxIKCgJpZBgBIAEoBCIfCg5SZWZyZXNoUmVxdWVzdBINCgV0b2tlbhgBIAEoCSIoCg9SZWZyZXNoUmVzcG9uc2USFQoNZXhwaXJlc19hdF9tcxgBIAEoAyILCglIZWFydGJlYXQiugEKC0NsaWVudEZyYW1lEisKB3B1Ymxpc2gYASABKAsyGC5yZWxheS52MS5QdWJsaXNoUmVxdWVzdEgAEh4KBHBvbmcYAiABKAsyDi5yZWxheS52MS5Qb25nSAASKwoHcmVmcmVzaBgDIAEoCzIYLnJlbGF5LnYxLlJlZnJlc2hSZXF1ZXN0SAASKAoJaGVhcnRiZWF0GAQgASgLMhMucmVsYXkudjEuSGVhcnRiZWF0SABCBwoFZnJhbWUiMQoKRXZlbnRCYXRjaBIjCgZldmVudHMYASADKAsyEy5yZWxheS52MS5DaGF0RXZlbnQirQIKC1NlcnZlckZyYW1lEiQKBWV2ZW50GAEgASgLMhMucmVsYXkudjEuQ2hhdEV2ZW50SAASKAoDYWNrGAIgASgLMhkucmVsYXkudjEuUHVibGlzaFJlc3BvbnNlSAASJAoFZXJyb3IYAyABKAsyEy5yZWxheS52MS5FcnJvckluZm9IABIlCgViYXRjaBgEIAEoCzIULnJlbGF5LnYxLkV2ZW50QmF0Y2hIABIeCgRwaW5nGAUgASgLMg4ucmVsYXkudjEuUGluZ0gAEi4KCXJlZnJlc2hlZBgGIAEoCzIZLnJlbGF5LnYxLlJlZnJlc2hSZXNwb25zZUgAEigKCWhlYXJ0YmVhdBgHIAEoCzITLnJlbGF5LnYxLkhlYXJ0YmVhdEgAQgcKBWZyYW1lIj4KCkRpc2Nvbm5lY3QSDAoEY29kZRgBIAEoCRIPCgdtZXNzYWdlGAIgASgJEhEKCXJlY29ubmVjdBgDIAEoCCKdAgoJUm9vbVN0YXRzEgwKBHJvb20YASABKAkSDQoFZXBvY2gYAiABKAkSEQoJZmlyc3Rfc2VxGAMgASgEEhAKCGxhc3Rfc2VxGAQgASgEEjkKC2Nvbm5lY3Rpb25zGAUgAygLMiQucmVsYXkudjEuUm9vbVN0YXRzLkNvbm5lY3Rpb25zRW50cnkSHAoUb2JqZWN0X3N0YXJ0ZWRfYXRfbXMYBiABKAMSDwoHZmx1c2hlcxgHIAEoBBIWCg5mbHVzaGVkX2V2ZW50cxgIIAEoBBIYChBzbG93X2Rpc2Nvbm5lY3RzGAkgASgEGjIKEENvbm5lY3Rpb25zRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgNOgI4ATLIAgoLQ2hhdFNlcnZpY2USNgoEQ2hhdBIVLnJlbGF5LnYxLkNoYXRNZXNzYWdlGhMucmVsYXkudjEuQ2hhdEV2ZW50KAEwARI+CglTdWJzY3JpYmUSGi5yZWxheS52MS5TdWJzY3JpYmVSZXF1ZXN0GhMucmVsYXkudjEuQ2hhdEV2ZW50MAESPgoHUHVibGlzaBIYLnJlbGF5LnYxLlB1Ymxpc2hSZXF1ZXN0GhkucmVsYXkudjEuUHVibGlzaFJlc3BvbnNlEj4KB0hpc3RvcnkSGC5yZWxheS52MS5IaXN0b3J5UmVxdWVzdBoZLnJlbGF5LnYxLkhpc3RvcnlSZXNwb25zZRJBCghQcmVzZW5jZRIZLnJlbGF5LnYxLlByZXNlbmNlUmVxdWVzdBoaLnJlbGF5LnYxLlByZXNlbmNlUmVzcG9uc2ViBnByb3RvMw");
 
 /**
  * A message on the bidirectional Chat stream. Fields 1 and 2 are the seed's and keep their numbers.
@@ -280,6 +280,13 @@ export type SubscribeRequest = Message<"relay.v1.SubscribeRequest"> & {
    * @generated from field: bool presence = 4;
    */
   presence: boolean;
+
+  /**
+   * The subscriber's name, when the connection does not say (anonymous; presence shows it).
+   *
+   * @generated from field: string user = 5;
+   */
+  user: string;
 };
 
 /**
@@ -563,6 +570,25 @@ export const RefreshResponseSchema: GenMessage<RefreshResponse> = /*@__PURE__*/
   messageDesc(file_relay_v1_relay, 14);
 
 /**
+ * A liveness check: a client that sends one gets one back, so it can tell a live connection from
+ * one that died without a close (a lost network, a sleeping laptop). On every WebSocket mode the
+ * text frame `{"heartbeat":{}}` is answered `{"heartbeat":{}}` by the runtime itself, without
+ * waking the room (in plain mode that exact text is therefore not published); a relay.v1.proto
+ * client may send it binary and is answered in binary.
+ *
+ * @generated from message relay.v1.Heartbeat
+ */
+export type Heartbeat = Message<"relay.v1.Heartbeat"> & {
+};
+
+/**
+ * Describes the message relay.v1.Heartbeat.
+ * Use `create(HeartbeatSchema)` to create a new message.
+ */
+export const HeartbeatSchema: GenMessage<Heartbeat> = /*@__PURE__*/
+  messageDesc(file_relay_v1_relay, 15);
+
+/**
  * A frame from a client on the WebSocket subprotocols `relay.v1.json` and `relay.v1.proto`.
  *
  * @generated from message relay.v1.ClientFrame
@@ -589,6 +615,12 @@ export type ClientFrame = Message<"relay.v1.ClientFrame"> & {
      */
     value: RefreshRequest;
     case: "refresh";
+  } | {
+    /**
+     * @generated from field: relay.v1.Heartbeat heartbeat = 4;
+     */
+    value: Heartbeat;
+    case: "heartbeat";
   } | { case: undefined; value?: undefined };
 };
 
@@ -597,7 +629,7 @@ export type ClientFrame = Message<"relay.v1.ClientFrame"> & {
  * Use `create(ClientFrameSchema)` to create a new message.
  */
 export const ClientFrameSchema: GenMessage<ClientFrame> = /*@__PURE__*/
-  messageDesc(file_relay_v1_relay, 15);
+  messageDesc(file_relay_v1_relay, 16);
 
 /**
  * Events published close together, in offset order. Under load the room coalesces the events of
@@ -618,7 +650,7 @@ export type EventBatch = Message<"relay.v1.EventBatch"> & {
  * Use `create(EventBatchSchema)` to create a new message.
  */
 export const EventBatchSchema: GenMessage<EventBatch> = /*@__PURE__*/
-  messageDesc(file_relay_v1_relay, 16);
+  messageDesc(file_relay_v1_relay, 17);
 
 /**
  * A frame from the server on the WebSocket subprotocols `relay.v1.json` and `relay.v1.proto`.
@@ -666,6 +698,12 @@ export type ServerFrame = Message<"relay.v1.ServerFrame"> & {
      */
     value: RefreshResponse;
     case: "refreshed";
+  } | {
+    /**
+     * @generated from field: relay.v1.Heartbeat heartbeat = 7;
+     */
+    value: Heartbeat;
+    case: "heartbeat";
   } | { case: undefined; value?: undefined };
 };
 
@@ -674,7 +712,7 @@ export type ServerFrame = Message<"relay.v1.ServerFrame"> & {
  * Use `create(ServerFrameSchema)` to create a new message.
  */
 export const ServerFrameSchema: GenMessage<ServerFrame> = /*@__PURE__*/
-  messageDesc(file_relay_v1_relay, 17);
+  messageDesc(file_relay_v1_relay, 18);
 
 /**
  * Why a subscription ended, in every transport's own terms from one table (see the README's error
@@ -709,7 +747,7 @@ export type Disconnect = Message<"relay.v1.Disconnect"> & {
  * Use `create(DisconnectSchema)` to create a new message.
  */
 export const DisconnectSchema: GenMessage<Disconnect> = /*@__PURE__*/
-  messageDesc(file_relay_v1_relay, 18);
+  messageDesc(file_relay_v1_relay, 19);
 
 /**
  * A room's counters (`GET /rooms/:room/stats`), for operators and the benchmark.
@@ -779,7 +817,7 @@ export type RoomStats = Message<"relay.v1.RoomStats"> & {
  * Use `create(RoomStatsSchema)` to create a new message.
  */
 export const RoomStatsSchema: GenMessage<RoomStats> = /*@__PURE__*/
-  messageDesc(file_relay_v1_relay, 19);
+  messageDesc(file_relay_v1_relay, 20);
 
 /**
  * The relay's RPC service.
