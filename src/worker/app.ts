@@ -14,6 +14,7 @@ import { RelayError } from "../errors";
 import { parseRoomName } from "../protocol/rules";
 import { normaliseOrigin, readSettings } from "../settings";
 import { connectRoute } from "../transports/connect/connect-route";
+import { ERROR_CODE_KEY } from "../transports/connect/errors";
 import { disconnectRoute } from "../transports/http/disconnect";
 import { historyRoute, presenceRoute, publishRoute, statsRoute } from "../transports/http/messages";
 import { sseRoute } from "../transports/sse/sse-route";
@@ -58,7 +59,7 @@ app.use("*", (c, next) => {
     },
     allowMethods: [...connectCors.allowedMethods],
     allowHeaders: [...connectCors.allowedHeaders, "Last-Event-ID", "Idempotency-Key"],
-    exposeHeaders: [...connectCors.exposedHeaders],
+    exposeHeaders: [...connectCors.exposedHeaders, ERROR_CODE_KEY],
     maxAge: 7200,
   })(c, next);
 });

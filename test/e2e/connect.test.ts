@@ -4,7 +4,7 @@
  * (Connect, gRPC-Web). Chat is in chat.test.ts.
  */
 import { spawn } from "node:child_process";
-import { type Client, createClient } from "@connectrpc/connect";
+import { type Client, Code, ConnectError, createClient } from "@connectrpc/connect";
 import { describe, expect, inject, it } from "vitest";
 import { ChatService } from "../../src/gen/relay/v1/relay_pb";
 import { connectTransports, publishJson, streamRecorders, uniqueRoom, waitFor } from "./clients";
@@ -71,6 +71,35 @@ describe.each(Object.keys(transports) as (keyof typeof transports)[])("connect-n
     expect(presence.room).toBe(room);
     expect(presence.members.map((m) => m.transports)).toEqual([["connect"]]);
   });
+});
+
+describe("the relay's own error code", () => {
+  for (const protocol of ["connect-json", "connect-proto", "grpc-web"] as const) {
+    it(`rides on every ${protocol} error as Relay-Error-Code, where Connect's code is coarser`, async () => {
+      const client = createClient(ChatService, transports[protocol]);
+      const codeOf = async (call: Promise<unknown>) => {
+        const e = await call.then(
+          () => undefined,
+          (err: unknown) => err,
+        );
+        return e instanceof ConnectError ? [Code[e.code], e.metadata.get("relay-error-code")] : ["no error"];
+      };
+      // Unary: resource_exhausted is too_large here, not rate_limited.
+      expect(await codeOf(client.publish({ room: uniqueRoom("code"), text: "x".repeat(70_000) }))).toEqual([
+        "ResourceExhausted",
+        "too_large",
+      ]);
+      // Refused inside the handler (the room name), not by the body check.
+      expect(await codeOf(client.history({ room: ".." }))).toEqual(["InvalidArgument", "invalid_argument"]);
+      // A stream refused before it starts.
+      const refused = record((signal) => client.subscribe({ room: "..", since: 0n }, { signal }));
+      await waitFor("the refusal", () => refused.ended);
+      expect([refused.error && Code[refused.error.code], refused.error?.metadata.get("relay-error-code")]).toEqual([
+        "InvalidArgument",
+        "invalid_argument",
+      ]);
+    });
+  }
 });
 
 describe("buf curl", () => {

@@ -306,6 +306,9 @@ export function createRelayClient(
           everConnected = true;
           setState("connected", undefined, entry.t.name, { lastSeq: since, epoch, members, reconnects });
           scheduleRefresh();
+          // A publish held back after a failure (a network error while offline) goes now: the
+          // relay is reachable again, and waiting out the hold would only delay it.
+          releaseHold();
           pump();
           break;
         }
@@ -408,6 +411,11 @@ export function createRelayClient(
       holdUntil = 0;
       pump();
     });
+  }
+
+  function releaseHold(): void {
+    stop("publish");
+    holdUntil = 0;
   }
 
   function pump(): void {

@@ -33,7 +33,11 @@ function protocolOf(contentType: string | null): { protocol: Protocol; binary: b
 
 function errorResponse(protocol: Protocol, contentType: string, err: ConnectError): Response {
   if (protocol === "connect-unary") {
-    return Response.json(connect.errorToJson(err, undefined), { status: connect.codeToHttpStatus(err.code) });
+    // The error's metadata (the relay's own code) as headers, as Connect sends a unary error's.
+    return Response.json(connect.errorToJson(err, undefined), {
+      status: connect.codeToHttpStatus(err.code),
+      headers: err.metadata,
+    });
   }
   // gRPC-Web: trailers-only, the status in the headers.
   return new Response(null, { headers: grpcWeb.setTrailerStatus(new Headers({ "Content-Type": contentType }), err) });
