@@ -5,7 +5,7 @@
  * carrying the relay's code (its JSON `{"error":{"code","message"}}`), or "network".
  */
 import type { ChatEventJson, PresenceResponseJson } from "../gen/relay/v1/relay_pb.js";
-import type { PublishInput, TransportConfig, Wire } from "../transports/transport.js";
+import type { OpenParams, PublishInput, TransportConfig, Wire } from "../transports/transport.js";
 import type { HistoryPage, Member } from "../types.js";
 import { retryable } from "./codes.js";
 import { RelayError } from "./errors.js";
@@ -20,6 +20,12 @@ export function roomUrl(
   const url = new URL(`rooms/${encodeURIComponent(c.room)}/${path}`, c.base);
   for (const k in query) if (query[k] !== undefined) url.searchParams.set(k, String(query[k]));
   return url;
+}
+
+/** The URL of a room's stream (`ws` or `sse`) for a subscription: where to resume, who, what to get. */
+export function streamUrl(c: TransportConfig, path: "ws" | "sse", p: OpenParams): URL {
+  const { since, epoch, user, token } = p;
+  return roomUrl(c, path, { since, epoch, user, token, presence: p.presence ? 1 : undefined });
 }
 
 /** Reads a failed answer's error as a RelayError: the relay's code, or (a proxy's page) one from the status. */

@@ -12,7 +12,7 @@ import { retryable } from "../core/codes.js";
 import { RelayError } from "../core/errors.js";
 import { type ChatEvent, ChatService, type PresenceMember } from "../gen/relay/v1/relay_pb.js";
 import type { Member } from "../types.js";
-import { type End, STREAM_IDLE_MS, type Transport, type TransportConfig, type Wire, watchdog } from "./transport.js";
+import { streamLife, type Transport, type TransportConfig, type Wire } from "./transport.js";
 
 const member = (m: PresenceMember): Member => ({
   user: m.user,
@@ -116,19 +116,9 @@ export function connectTransport(c: TransportConfig): Transport {
       }),
     presence: (token) => call(async () => (await rpc.presence({ room: c.room }, auth(token))).members.map(member)),
     open(p, sink) {
-      const abort = new AbortController();
-      let done = false;
+      const life = streamLife(sink);
+      const { finish } = life;
       let opened = false;
-      const finish = (end: End) => {
-        if (done) return;
-        done = true;
-        idle.stop();
-        abort.abort();
-        sink.ended(end);
-      };
-      const idle = watchdog(STREAM_IDLE_MS, () =>
-        finish({ code: "timeout", message: "the stream went silent", reconnect: true }),
-      );
       (async () => {
         try {
           const stream = rpc.subscribe(
@@ -139,11 +129,11 @@ export function connectTransport(c: TransportConfig): Transport {
               presence: p.presence,
               user: p.user ?? "",
             },
-            { ...auth(p.token), signal: abort.signal },
+            { ...auth(p.token), signal: life.signal },
           );
           for await (const e of stream) {
-            if (done) return;
-            idle.poke();
+            if (life.done()) return;
+            life.poke();
             opened = true;
             sink.events([wire(e)]);
           }
@@ -153,13 +143,7 @@ export function connectTransport(c: TransportConfig): Transport {
           finish({ code: err.code, message: err.message, reconnect: err.retryable, beforeOpen: !opened });
         }
       })();
-      return {
-        close() {
-          done = true;
-          idle.stop();
-          abort.abort();
-        },
-      };
+      return { close: life.close };
     },
   };
 }

@@ -8,9 +8,9 @@
  */
 import { createParser } from "eventsource-parser";
 import { wireFromJson } from "../core/events.js";
-import { httpError, httpHistory, httpPresence, httpPublish, roomUrl } from "../core/http.js";
+import { httpError, httpHistory, httpPresence, httpPublish, streamUrl } from "../core/http.js";
 import type { DisconnectJson } from "../gen/relay/v1/relay_pb.js";
-import { type End, STREAM_IDLE_MS, type Transport, type TransportConfig, type Wire, watchdog } from "./transport.js";
+import { type End, streamLife, type Transport, type TransportConfig, type Wire } from "./transport.js";
 
 export function sseTransport(c: TransportConfig): Transport {
   return {
@@ -19,29 +19,13 @@ export function sseTransport(c: TransportConfig): Transport {
     history: (since, limit, token) => httpHistory(c, since, limit, token),
     presence: (token) => httpPresence(c, token),
     open(p, sink) {
-      const abort = new AbortController();
-      let done = false;
-      const finish = (end: End) => {
-        if (done) return;
-        done = true;
-        idle.stop();
-        abort.abort();
-        sink.ended(end);
-      };
-      const idle = watchdog(STREAM_IDLE_MS, () =>
-        finish({ code: "timeout", message: "the stream went silent", reconnect: true }),
-      );
-      const url = roomUrl(c, "sse", {
-        since: p.since,
-        epoch: p.epoch,
-        user: p.user,
-        token: p.token,
-        presence: p.presence ? 1 : undefined,
-      });
+      const life = streamLife(sink);
+      const { finish } = life;
+      const url = streamUrl(c, "sse", p);
       (async () => {
         let res: Response;
         try {
-          res = await c.fetch(url.href, { headers: { accept: "text/event-stream" }, signal: abort.signal });
+          res = await c.fetch(url.href, { headers: { accept: "text/event-stream" }, signal: life.signal });
         } catch (e) {
           return finish({
             code: "network",
@@ -66,13 +50,13 @@ export function sseTransport(c: TransportConfig): Transport {
         });
         const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
         try {
-          while (!done) {
+          while (!life.done()) {
             const { value, done: eof } = await reader.read();
             if (eof) break;
-            idle.poke();
+            life.poke();
             parser.feed(value);
             // What one read brought is delivered together (one snapshot update for a replay's batch).
-            if (batch.length > 0 && !done) {
+            if (batch.length > 0 && !life.done()) {
               const events = batch;
               batch = [];
               sink.events(events);
@@ -83,13 +67,7 @@ export function sseTransport(c: TransportConfig): Transport {
         }
         finish(end ?? { code: "network", message: "the stream ended", reconnect: true });
       })();
-      return {
-        close() {
-          done = true;
-          idle.stop();
-          abort.abort();
-        },
-      };
+      return { close: life.close };
     },
   };
 }

@@ -99,6 +99,36 @@ export type TransportFactory = (config: TransportConfig) => Transport;
  */
 export const STREAM_IDLE_MS = 35_000;
 
+/**
+ * The life of one SSE or Connect stream: its request's abort signal, a watchdog that ends it when
+ * it goes silent, and one ending. `finish` tells the sink, once; `close` (the client's own) tells
+ * nobody; `done` says whether either happened.
+ */
+export function streamLife(sink: SessionSink): {
+  signal: AbortSignal;
+  poke(): void;
+  finish(end: End): void;
+  close(): void;
+  done(): boolean;
+} {
+  const abort = new AbortController();
+  let done = false;
+  const close = () => {
+    done = true;
+    idle.stop();
+    abort.abort();
+  };
+  const finish = (end: End) => {
+    if (done) return;
+    close();
+    sink.ended(end);
+  };
+  const idle = watchdog(STREAM_IDLE_MS, () =>
+    finish({ code: "timeout", message: "the stream went silent", reconnect: true }),
+  );
+  return { signal: abort.signal, poke: idle.poke, finish, close, done: () => done };
+}
+
 /** A timer that calls `fire` unless poked within `ms`; stop() ends it. */
 export function watchdog(ms: number, fire: () => void): { poke(): void; stop(): void } {
   let timer: ReturnType<typeof setTimeout> | undefined;

@@ -9,7 +9,7 @@
  */
 import { fromCloseCode } from "../core/codes.js";
 import { wireFromJson } from "../core/events.js";
-import { httpHistory, httpPresence, roomUrl } from "../core/http.js";
+import { httpHistory, httpPresence, streamUrl } from "../core/http.js";
 import type { ServerFrameJson } from "../gen/relay/v1/relay_pb.js";
 import type { End, Transport, TransportConfig } from "./transport.js";
 
@@ -41,13 +41,7 @@ export function webSocketTransport(c: TransportConfig): Transport {
     history: (since, limit, token) => httpHistory(c, since, limit, token),
     presence: (token) => httpPresence(c, token),
     open(p, sink) {
-      const url = roomUrl(c, "ws", {
-        since: p.since,
-        epoch: p.epoch,
-        user: p.user,
-        token: p.token,
-        presence: p.presence ? 1 : undefined,
-      });
+      const url = streamUrl(c, "ws", p);
       url.protocol = url.protocol === "https:" ? "wss:" : "ws:";
       let opened = false;
       let done = false;

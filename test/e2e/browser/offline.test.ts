@@ -6,11 +6,13 @@
  * network loss for connections that are already open: it fails new requests, but an open WebSocket
  * stays open with its frames held (both ways) until the network is back, and an open SSE response or
  * fetch stream keeps flowing. So with setOffline alone a WebSocket page sees silence, not a
- * disconnect: the client has no liveness check (the relay sends an idle WebSocket nothing to miss),
- * so it stays "connected", its message waits as "sending…", and everything arrives when the frames
- * are let through. The second test also resets every connection (a proxy between the page and the
- * relay, cut), which is what a page sees when its network really goes: there the client must
- * notice, reconnect and resume from its last offset, on every transport.
+ * disconnect: for a short outage (this test's, under the client's liveness bound: a heartbeat after
+ * 5 s of silence, 5 s for its answer) it stays "connected", its message waits as "sending…", and
+ * everything arrives when the frames are let through. The second test also resets every connection
+ * (a proxy between the page and the relay, cut), which is what a page sees when its network really
+ * goes: there the client must notice, reconnect and resume from its last offset, on every
+ * transport. test/e2e/client/retry.test.ts has a connection that goes silent for good, found dead
+ * by its heartbeat.
  */
 import { afterAll, describe, expect, inject, it } from "vitest";
 import { uniqueRoom } from "../clients";
