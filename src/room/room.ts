@@ -338,10 +338,13 @@ export class Room extends DurableObject<RoomEnv> {
     if (ack !== undefined) this.#deliver(ws, att.format, ack);
   }
 
+  /**
+   * A publish refused: an error frame naming its id, and the socket stays open (a text over
+   * MAX_MESSAGE_BYTES too: its frame was within the frame limit, so the connection is sound; a frame
+   * over that limit closes it with 1009 in webSocketMessage).
+   */
   #refused(ws: WebSocket, att: Attachment, e: unknown, id: string): void {
-    const err = RelayError.from(e);
-    if (err.code === "too_large") this.#close(ws, err.code, err.message);
-    else this.#deliver(ws, att.format, encodeError(att.format, errorData(err), id));
+    this.#deliver(ws, att.format, encodeError(att.format, errorData(e), id));
   }
 
   /**

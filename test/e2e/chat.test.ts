@@ -100,22 +100,29 @@ describe("Chat, full duplex over HTTP/1.1", () => {
     expect(denied.messages().map((e) => [e.user, e.text])).toEqual([["will", "from will"]]);
   });
 
-  it("ends the call with resource_exhausted for an oversized message, as a WebSocket closes with 1009", async () => {
+  it("answers a text over the limit with an error event and goes on; ends the call for a message over the frame limit", async () => {
     const room = uniqueRoom("chat-big");
     async function* messages(): AsyncGenerator<MessageInitShape<typeof ChatMessageSchema>> {
       yield { room, message: "before" };
       await waitFor("echo", () => chat.messages().length >= 1);
-      yield { message: "x".repeat(65_537) };
+      // Over MAX_MESSAGE_BYTES, within the frame limit: refused like a WebSocket's, the stream goes on.
+      yield { message: "x".repeat(65_537), id: "big-1" };
+      await waitFor("the error event", () => chat.events.some((e) => e.kind === "error"));
+      yield { message: "after" };
+      await waitFor("the second echo", () => chat.messages().length >= 2);
+      // Over the frame limit (the text limit plus 1 KiB): the call ends, as a WebSocket closes with 1009.
+      yield { message: "x".repeat(65_537 + 1024) };
       await sleep(3000);
     }
     const chat = record((signal) => client.chat(messages(), { signal }));
     await waitFor(
       "the call to end",
       () => chat.error,
-      5000,
+      8000,
       () => chat.events,
     );
+    expect(chat.events.find((e) => e.kind === "error")).toMatchObject({ reason: "too_large", id: "big-1" });
     expect(ConnectError.from(chat.error).code).toBe(Code.ResourceExhausted);
-    expect(chat.messages().map((e) => e.text)).toEqual(["before"]);
+    expect(chat.messages().map((e) => e.text)).toEqual(["before", "after"]);
   });
 });

@@ -109,16 +109,23 @@ describe("bad input keeps the room serving", () => {
     expect(other.json()[1].text).toBe("fine");
   });
 
-  it("closes only the offending socket with 1009 for an oversized message", async () => {
+  it("refuses a text over the limit with an error frame naming its id; closes a frame over the frame limit with 1009", async () => {
     const other = await connect("big");
+    const json = await connect("big", "relay.v1.json");
+    json.ws.send(publish("x".repeat(65537), "too-big-1"));
+    await json.waitFor(2);
+    expect(json.json()[1].error).toMatchObject({ code: "too_large", id: "too-big-1" });
+    json.ws.send(publish("fits", "fits-1"));
+    await json.waitFor(4);
+    expect(json.json().find((f) => f.ack)?.ack.event.text).toBe("fits");
     const s = await connect("big");
-    s.ws.send("x".repeat(65537));
+    s.ws.send("x".repeat(65537 + 1024));
     const closed = await s.closed;
     expect(closed.code).toBe(1009);
     const ok = await env.ROOM.getByName("big").publish("big", { text: "still here" }, ANON);
     expect(ok.ok).toBe(true);
-    await other.waitFor(2);
-    expect(other.json()[1].text).toBe("still here");
+    await other.waitFor(3);
+    expect(other.json().map((e) => e.text)).toEqual([undefined, "fits", "still here"]);
   });
 
   it("rejects publishes over the per-connection rate with rate_limited, without closing", async () => {

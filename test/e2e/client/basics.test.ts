@@ -65,6 +65,12 @@ describe.each(TRANSPORTS)("%s", (transport) => {
     expect(ok.text).toBe("small");
     await connected(a);
     expect(a.client.getSnapshot().pending).toBe(0);
+    // One byte over the text limit, well within the frame limit: refused by id, the connection goes on.
+    const before = a.client.getSnapshot().reconnects;
+    const over = await a.client.publish("x".repeat(65_537)).catch((e) => e);
+    expect(over).toMatchObject({ code: "too_large" });
+    expect((await a.client.publish("still here")).text).toBe("still here");
+    expect(a.client.getSnapshot()).toMatchObject({ state: "connected", reconnects: before, pending: 0 });
   });
 
   it("presence: members from join and leave, and presence()", async () => {
