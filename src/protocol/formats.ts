@@ -169,14 +169,16 @@ export type ClientMessage =
   | { refresh: string }
   /** Plain mode: an empty text frame publishes nothing and confirms what was received. */
   | { receipt: true }
-  /** A liveness check, to be answered. */
+  /**
+   * A relay.v1.proto client's binary liveness check, or a JSON one spelled differently: the exact
+   * text HEARTBEAT_TEXT never reaches the room (the runtime answers it), in any mode.
+   */
   | { heartbeat: true };
 
 /** Decodes one client frame, or throws an `invalid_argument` RelayError saying what is wrong with it. */
 export function decodeClientFrame(format: Format, data: string | ArrayBuffer): ClientMessage {
   if (format === "plain") {
     if (typeof data !== "string") throw new RelayError("invalid_argument", "plain mode takes text frames");
-    if (data === HEARTBEAT_TEXT) return { heartbeat: true };
     return data === "" ? { receipt: true } : { publish: { text: data } };
   }
   let frame: ReturnType<typeof fromBinary<typeof ClientFrameSchema>>;

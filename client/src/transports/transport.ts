@@ -5,18 +5,11 @@
  * Every transport hands the core the same normalized events, so resume, deduplication and
  * presence live in one place (core/client.ts).
  */
-import type { HistoryPage, Member, TransportName } from "../types.js";
+import type { HistoryPage, Member, RelayEvent, TransportName } from "../types.js";
 
-/** An event of any kind as it arrives, with numbers for offsets. */
-export interface Wire {
+/** An event of any kind as it arrives, with numbers for offsets: a message's fields and the rest. */
+export interface Wire extends RelayEvent {
   kind: string;
-  room: string;
-  seq: number;
-  epoch: string;
-  id: string;
-  user: string;
-  timeMs: number;
-  text: string;
   firstSeq: number;
   lastSeq: number;
   reason: string;
