@@ -27,6 +27,9 @@ export interface Vars {
   USER_PUBLISH_RATE_PER_SECOND?: string;
   MAX_CONNECTIONS_PER_USER?: string;
   LIMIT_ANONYMOUS_NEW_ROOMS?: string;
+  ROOM_SHARD_SUBSCRIBERS?: string;
+  /** Test hooks (the client's region from a header): "true" only in the test suite's servers. */
+  RELAY_TEST_HOOKS?: string;
 }
 
 /** What a request without a token may do (docs/auth.md). */
@@ -71,7 +74,17 @@ export interface Settings {
   maxConnectionsPerUser: number;
   /** Whether anonymous clients' new rooms go through the NEW_ROOMS rate limit. */
   limitAnonymousNewRooms: boolean;
+  /**
+   * Subscribers a room's own object holds before new ones go to fan-out shards, and each shard
+   * holds at most (room/shards.ts); 0: no shards.
+   */
+  roomShardSubscribers: number;
+  /** Test hooks on: tests may choose a client's region (edge/region.ts). Never on in a deployment. */
+  testHooks: boolean;
 }
+
+/** ROOM_SHARD_SUBSCRIBERS' default (README, "Capacity"): well under the 32,768 sockets an object may hold. */
+const DEFAULT_SHARD_SUBSCRIBERS = 2000;
 
 /** Bytes a frame or body may add around the text (JSON keys, id, user). */
 const ENVELOPE_BYTES = 1024;
@@ -153,6 +166,8 @@ function parse(v: Vars): Settings {
     userPublishRatePerSecond: int("USER_PUBLISH_RATE_PER_SECOND", v.USER_PUBLISH_RATE_PER_SECOND, 20),
     maxConnectionsPerUser: int("MAX_CONNECTIONS_PER_USER", v.MAX_CONNECTIONS_PER_USER, 20, 1),
     limitAnonymousNewRooms: bool("LIMIT_ANONYMOUS_NEW_ROOMS", v.LIMIT_ANONYMOUS_NEW_ROOMS, true),
+    roomShardSubscribers: int("ROOM_SHARD_SUBSCRIBERS", v.ROOM_SHARD_SUBSCRIBERS, DEFAULT_SHARD_SUBSCRIBERS),
+    testHooks: bool("RELAY_TEST_HOOKS", v.RELAY_TEST_HOOKS, false),
   };
 }
 

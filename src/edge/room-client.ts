@@ -12,6 +12,7 @@ import { toPresenceMember } from "../protocol/events";
 import type { BridgeFormat } from "../protocol/formats";
 import { parseEpoch, parseOffset, parseVia, type RoomName } from "../protocol/rules";
 import type { Room } from "../room/room";
+import { isRegion, type Region } from "../room/shards";
 import type { Env } from "./env";
 
 /** The room's Durable Object. Only a checked {@link RoomName} gets one: an invalid name never creates an object. */
@@ -40,6 +41,8 @@ export interface SubscribeRequest {
   format?: BridgeFormat;
   /** Presence events too (the caller was admitted for `presence`). */
   presence?: boolean;
+  /** Where the client is (edge/region.ts): a fan-out shard for it is placed there. */
+  region?: Region;
 }
 
 /** The internal URL of the room's subscribe endpoint; throws `invalid_argument` for a bad value. */
@@ -51,12 +54,28 @@ export function subscribeUrl(r: SubscribeRequest): string {
   if (epoch !== undefined) q.set("epoch", epoch);
   if (r.format) q.set("format", r.format);
   if (r.presence) q.set("presence", "1");
+  if (r.region) q.set("region", r.region);
   return `https://room.internal/subscribe?${q}`;
+}
+
+/**
+ * Asks the room to take a subscriber. Past its share of subscribers the room's object answers
+ * with the fan-out shard it placed the subscriber on (307, room/shards.ts), which then takes it:
+ * a shard object near the client (its location hint), subscribed to the room's own.
+ */
+async function subscribe(env: Env, r: SubscribeRequest, request: (url: string) => Request): Promise<Response> {
+  const url = subscribeUrl(r);
+  const res = await roomStub(env, r.room).fetch(request(url));
+  if (res.status !== 307) return res;
+  const { shard, region } = await res.json<{ shard: string; region: string }>();
+  const hint = isRegion(region) && region !== "any" ? { locationHint: region } : undefined;
+  const onShard = `${url}&${new URLSearchParams({ shard })}`;
+  return env.ROOM.getByName(shard, hint).fetch(request(onShard));
 }
 
 /** Hands a client's WebSocket upgrade to its room, which accepts it (hibernatable) itself. */
 export function forwardWebSocket(env: Env, request: Request, r: SubscribeRequest): Promise<Response> {
-  return roomStub(env, r.room).fetch(new Request(subscribeUrl(r), request));
+  return subscribe(env, r, (url) => new Request(url, request));
 }
 
 /**
@@ -64,7 +83,7 @@ export function forwardWebSocket(env: Env, request: Request, r: SubscribeRequest
  * (room full) is thrown as the room's own RelayError.
  */
 export async function openBridge(env: Env, r: SubscribeRequest & { format: BridgeFormat }): Promise<WebSocket> {
-  const res = await roomStub(env, r.room).fetch(subscribeUrl(r), { headers: { Upgrade: "websocket" } });
+  const res = await subscribe(env, r, (url) => new Request(url, { headers: { Upgrade: "websocket" } }));
   const ws = res.webSocket;
   if (!ws) {
     const body = (await res.json().catch(() => null)) as { error?: RelayError } | null;

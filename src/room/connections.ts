@@ -21,6 +21,8 @@ export interface Attachment {
   who: Principal;
   /** Whether it gets join and leave events. */
   presence?: boolean;
+  /** Set on a fan-out shard's sockets: the shard's name (its publishes go to the room's leader). */
+  shard?: string;
 }
 
 /** An attachment of version 1 (before tokens): the name the client gave, and no `who`. */

@@ -28,3 +28,21 @@ export function members(attachments: readonly Attachment[]): MemberData[] {
 export function memberOf(user: string, attachments: readonly Attachment[]): MemberData {
   return members(attachments)[0] ?? { user, connectedAtMs: 0, connections: 0, transports: [] };
 }
+
+/** One list of members from the lists of several objects (a room's leader and its shards): one member per user. */
+export function mergeMembers(lists: readonly MemberData[][]): MemberData[] {
+  const byUser = new Map<string, MemberData>();
+  for (const m of lists.flat()) {
+    const seen = byUser.get(m.user);
+    if (!seen) {
+      byUser.set(m.user, { ...m, transports: [...m.transports] });
+      continue;
+    }
+    seen.connectedAtMs = Math.min(seen.connectedAtMs, m.connectedAtMs);
+    seen.connections += m.connections;
+    seen.transports = [...new Set([...seen.transports, ...m.transports])].sort();
+  }
+  return [...byUser.values()].sort(
+    (a, b) => a.connectedAtMs - b.connectedAtMs || (a.user < b.user ? -1 : a.user > b.user ? 1 : 0),
+  );
+}

@@ -35,14 +35,26 @@ import { Batch } from "./batch";
 import { type Attachment, Connections } from "./connections";
 import { Flow, type Verdict } from "./flow";
 import { RoomLog, type StoredEvent } from "./log";
-import { opening } from "./opening";
-import { memberOf, members } from "./presence";
+import { type Opening, opening } from "./opening";
+import { memberOf, members, mergeMembers } from "./presence";
 import { RateLimiter, UserRateLimiter } from "./rate-limit";
+import {
+  isRegion,
+  type PushResult,
+  parseShardName,
+  type Region,
+  type ShardOpening,
+  type ShardPush,
+  ShardSet,
+} from "./shards";
+import { Upstream } from "./upstream";
 
 /** What the room gets from the runtime: the settings, and the anonymous new-room rate limit. */
 export interface RoomEnv extends Vars {
   /** `[[ratelimits]]` NEW_ROOMS: new rooms per anonymous client address (docs/auth.md). */
   NEW_ROOMS?: RateLimit;
+  /** The Room namespace itself: a shard reaches its room's leader through it, a leader its shards. */
+  ROOM?: DurableObjectNamespace<Room>;
 }
 
 /** A stored event and whether it was a retry of an earlier publish. */
@@ -70,6 +82,8 @@ export interface RoomStats {
   flushes: number;
   flushedEvents: number;
   slowDisconnects: number;
+  /** Open fan-out shards (room/shards.ts). */
+  shards: number;
 }
 
 /** What a subscription asks for: the query of the room's internal subscribe URL (see edge/room-client.ts). */
@@ -84,7 +98,14 @@ export interface SubscribeQuery {
   format?: Format;
   /** Whether it gets presence: the members now, then joins and leaves. */
   presence: boolean;
+  /** The client's region: where a fan-out shard for it is placed. */
+  region: Region;
+  /** Set when the Worker opens it on a fan-out shard (this object's name), after the leader placed it there. */
+  shard?: string;
 }
+
+/** How long a subscriber placed on a shard waits for its opening from the leader before it is told to retry. */
+const SHARD_OPENING_TIMEOUT_MS = 10_000;
 
 /** A WebSocket text frame holding U+FFFD: the runtime's replacement for bytes that were not UTF-8 (see handleFrame). */
 const REPLACEMENT = "\uFFFD";
@@ -109,6 +130,14 @@ export class Room extends DurableObject<RoomEnv> {
   #slowDisconnects = 0;
   /** Sockets whose leave has been handled (the room closed them; their close event comes later). */
   readonly #departed = new WeakSet<WebSocket>();
+  /** As a room's leader: its fan-out shards. */
+  readonly #shards: ShardSet<DurableObjectStub<Room>>;
+  /** As a fan-out shard: its place in the leader's stream, and its name. */
+  #upstream: { name: string; room: string; stream: Upstream } | undefined;
+  /** As a fan-out shard: subscribers waiting for their opening, by token (see #subscribeOnShard). */
+  readonly #openings = new Map<string, (o: ShardOpening) => void>();
+  /** Stubs by object name, kept so that calls to one object arrive in the order made. */
+  readonly #stubs = new Map<string, DurableObjectStub<Room>>();
 
   constructor(ctx: DurableObjectState, vars: RoomEnv) {
     super(ctx, vars);
@@ -126,6 +155,14 @@ export class Room extends DurableObject<RoomEnv> {
     this.#userRate = new UserRateLimiter(this.#settings.userPublishRatePerSecond);
     // A client's liveness check is answered by the runtime, even while the room hibernates.
     ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair(HEARTBEAT_TEXT, HEARTBEAT_TEXT));
+    this.#shards = new ShardSet(ctx.storage.sql, (name, region) => this.#stub(name, region));
+    // Events stored before a restart may not have reached the shards: each one checks its place
+    // against the log (and fills what it missed). Cheap: one call per shard per wake-up.
+    if (this.#shards.size > 0)
+      this.#shards.push(
+        (shard) => this.#sync(shard),
+        (shard) => this.#sync(shard),
+      );
   }
 
   /**
@@ -147,23 +184,35 @@ export class Room extends DurableObject<RoomEnv> {
       connectedAtMs: Date.now(),
       who: q.who,
       ...(q.presence ? { presence: true } : {}),
+      ...(q.shard !== undefined ? { shard: q.shard } : {}),
     };
-    const refused =
-      this.#connections.count() >= this.#settings.maxConnectionsPerRoom
-        ? new RelayError("room_full", "the room has as many connections as it allows")
-        : this.#connections.countOf(q.who.key) >= this.#settings.maxConnectionsPerUser
-          ? new RelayError(
-              "too_many_connections",
-              `this user has ${this.#settings.maxConnectionsPerUser} connections to the room already`,
-            )
-          : undefined;
-    if (refused) {
-      // A bridge answers its own client in its transport's terms; a browser socket gets a close code it can read.
-      if (q.format) return errorResponse(refused);
-      return closedUpgrade(CODES[refused.code].close, refused.message, offer.protocol);
+    // A bridge answers its own client in its transport's terms; a browser socket gets a close code it can read.
+    const refuse = (err: RelayError) =>
+      q.format ? errorResponse(err) : closedUpgrade(CODES[err.code].close, err.message, offer.protocol);
+    const shardSize = this.#settings.roomShardSubscribers;
+    const here = this.#connections.count();
+    if (q.shard === undefined && here + this.#shards.subscribers() >= this.#settings.maxConnectionsPerRoom) {
+      return refuse(new RelayError("room_full", "the room has as many connections as it allows"));
     }
-
+    if (q.shard === undefined && shardSize > 0 && here >= shardSize) {
+      // Past its share, the leader places new subscribers on a shard near them; the Worker opens
+      // them there (edge/room-client.ts).
+      const shard = this.#shards.place(q.room, q.region, shardSize, Date.now());
+      return Response.json({ shard, region: q.region }, { status: 307 });
+    }
+    if (this.#connections.countOf(q.who.key) >= this.#settings.maxConnectionsPerUser) {
+      return refuse(
+        new RelayError(
+          "too_many_connections",
+          `this user has ${this.#settings.maxConnectionsPerUser} connections to the room already`,
+        ),
+      );
+    }
     const { 0: client, 1: server } = new WebSocketPair();
+    const upgraded = new Response(null, { status: 101, webSocket: client, headers });
+    if (q.shard !== undefined)
+      return this.#subscribeOnShard({ ...q, shard: q.shard, format }, server, att, upgraded, refuse);
+
     // Synchronous from here to the return: no publish can interleave, so the replay and the live
     // stream meet without a gap or a duplicate. Events still waiting for their fan-out go out
     // first: they are in the log, so this socket gets them in its replay or not at all.
@@ -173,6 +222,16 @@ export class Room extends DurableObject<RoomEnv> {
       { ...q, format, nowMs: Date.now(), replayMaxBytes: this.#settings.replayMaxBytes },
       (e) => this.#event(q.room, e),
     );
+    this.#admit(server, att, open);
+    return upgraded;
+  }
+
+  /**
+   * Starts a subscriber at the end of its opening: a subscriber from then on, or, when its replay
+   * was paused, a socket that gets its part and is closed.
+   */
+  #admit(server: WebSocket, att: Attachment, open: Opening): void {
+    const format = att.format;
     if (open.paused) {
       // Not a subscriber: a plain (not hibernatable) socket that gets its part and is closed. A
       // hibernatable socket closed by the room lingers ~10 s before the client sees the close.
@@ -183,20 +242,147 @@ export class Room extends DurableObject<RoomEnv> {
         CODES.replay_paused.close,
         `replay paused after ${open.bytes} bytes: resume after the last seq`,
       );
-    } else {
-      const joins = this.#connections.ofUser(q.who.user).length === 0;
-      this.#connections.accept(server, att);
-      for (const f of open.frames) this.#deliver(server, format, f);
-      // The members now (itself included), then what changes: its own join goes to the others.
-      if (q.presence) {
-        const now = Date.now();
-        const snapshot = this.presence().map((m) => new EncodedEvent(this.#presenceEvent(q.room, "join", m, now)));
-        for (const f of encodeEvents(format, snapshot)) this.#deliver(server, format, f);
-      }
-      if (joins) this.#announce(q.room, "join", q.who.user, server);
-      this.#armExpiry(q.who.expMs);
+      return;
     }
-    return new Response(null, { status: 101, webSocket: client, headers });
+    const joins = this.#connections.ofUser(att.who.user).length === 0;
+    this.#connections.accept(server, att);
+    for (const f of open.frames) this.#deliver(server, format, f);
+    // The members now (itself included), then what changes: its own join goes to the others.
+    if (att.presence) this.#sendSnapshot(server, att);
+    if (joins) this.#announce(att.room, "join", att.who.user, server);
+    this.#armExpiry(att.who.expMs);
+  }
+
+  /**
+   * A new presence subscriber's snapshot: the members now. Of this object alone when it is a
+   * room without shards (at once, before any later join or leave); else of the whole room, asked
+   * of its leader and shards.
+   */
+  #sendSnapshot(ws: WebSocket, att: Attachment): void {
+    const sendAll = (list: MemberData[]) => {
+      const now = Date.now();
+      const events = list.map((m) => new EncodedEvent(this.#presenceEvent(att.room, "join", m, now)));
+      for (const f of encodeEvents(att.format, events)) this.#deliver(ws, att.format, f);
+    };
+    if (this.#upstream === undefined && this.#shards.size === 0) {
+      sendAll(this.#localMembers());
+      return;
+    }
+    const all = this.#upstream ? this.#leader(att.room).presence() : this.presence();
+    all.then(sendAll, (e) => console.warn("presence snapshot failed", e));
+  }
+
+  /**
+   * A subscriber the leader placed on this object, a fan-out shard: the leader computes its
+   * opening at the end of its log and sends it in this shard's stream of pushes, so the
+   * subscriber starts exactly there (room/upstream.ts). Until then it is not a subscriber.
+   */
+  async #subscribeOnShard(
+    q: SubscribeQuery & { shard: string; format: Format },
+    server: WebSocket,
+    att: Attachment,
+    upgraded: Response,
+    refuse: (err: RelayError) => Response,
+  ): Promise<Response> {
+    this.#asShard(q.shard);
+    const token = crypto.randomUUID();
+    let settle: (ok: boolean) => void = () => {};
+    const opened = new Promise<boolean>((resolve) => {
+      settle = resolve;
+    });
+    this.#openings.set(token, (o) => {
+      this.#admit(server, att, { frames: o.frames, paused: o.paused, bytes: o.bytes });
+      settle(true);
+    });
+    const timer = setTimeout(() => {
+      this.#openings.delete(token);
+      settle(false);
+    }, SHARD_OPENING_TIMEOUT_MS);
+    try {
+      const asked = await this.#leader(q.room).openOnShard(q, token);
+      if (!asked.ok) throw new RelayError(asked.error.code, asked.error.message);
+      if (!(await opened)) throw new RelayError("going_away", "the room did not answer in time: retry");
+      return upgraded;
+    } catch (e) {
+      return refuse(RelayError.from(e));
+    } finally {
+      clearTimeout(timer);
+      this.#openings.delete(token);
+    }
+  }
+
+  /**
+   * Opens a subscriber on one of this room's shards (RPC from the shard): its opening (subscribed,
+   * gap, replay) as of the end of the log, sent in that shard's order of pushes, after every
+   * event before it.
+   */
+  openOnShard(q: SubscribeQuery & { shard: string; format: Format }, token: string): Result<void> {
+    const s = parseShardName(q.shard);
+    if (!s || s.room !== q.room) {
+      return { ok: false, error: { code: "invalid_argument", message: `${q.shard} is not a shard of ${q.room}` } };
+    }
+    this.#shards.keep(q.shard, s.region, s.index, Date.now());
+    this.#flush();
+    const open = opening(this.#log, { ...q, nowMs: Date.now(), replayMaxBytes: this.#settings.replayMaxBytes }, (e) =>
+      this.#event(q.room, e),
+    );
+    const push = this.#sync(q.shard, [{ token, ...open }]);
+    this.#shards.push(
+      () => push,
+      (shard) => this.#sync(shard),
+      q.shard,
+    );
+    return { ok: true, value: undefined };
+  }
+
+  /**
+   * A fan-out from the room's leader (RPC; this object is one of its shards): applied in offset
+   * order. Answers how many subscribers the shard has, so the leader can retire it when empty.
+   */
+  push(p: ShardPush): PushResult {
+    this.#asShard(p.shard).receive(p);
+    return { subscribers: this.#connections.count() + this.#openings.size };
+  }
+
+  /** This object as the fan-out shard `name`: its upstream, made on first use. */
+  #asShard(name: string): Upstream {
+    if (this.#upstream) return this.#upstream.stream;
+    const room = parseShardName(name)?.room ?? "";
+    const stream = new Upstream({
+      fanOut: (events) => this.#fanOut(events.map((e) => new EncodedEvent(e))),
+      open: (o) => this.#openings.get(o.token)?.(o),
+      read: async (after) => {
+        const page = await this.#leader(room).history(room, after, 0);
+        if (!page.ok) throw new RelayError(page.error.code, page.error.message);
+        return { events: page.value.events, epoch: page.value.epoch };
+      },
+      resetAll: (reason) => {
+        for (const ws of this.#connections.open()) this.#close(ws, "going_away", reason);
+      },
+    });
+    this.#upstream = { name, room, stream };
+    return stream;
+  }
+
+  /** A push with no events: the end of the log (a shard behind it fills the gap), and openings. */
+  #sync(shard: string, openings?: ShardOpening[]): ShardPush {
+    return { shard, epoch: this.#log.epoch, from: this.#log.lastSeq + 1, events: [], openings };
+  }
+
+  /** The stub of another Room object (a leader, a shard), one per name. */
+  #stub(name: string, region?: Region): DurableObjectStub<Room> {
+    let stub = this.#stubs.get(name);
+    if (!stub) {
+      const ns = this.env.ROOM;
+      if (!ns) throw new RelayError("internal", "the ROOM binding is missing");
+      stub = ns.getByName(name, region && region !== "any" ? { locationHint: region } : undefined);
+      this.#stubs.set(name, stub);
+    }
+    return stub;
+  }
+
+  #leader(room: string): DurableObjectStub<Room> {
+    return this.#stub(room);
   }
 
   /** Publishes one message for `who` (RPC from the Worker's HTTP and Connect routes, which checked its right). */
@@ -213,14 +399,15 @@ export class Room extends DurableObject<RoomEnv> {
    * Ends every connection of `user` in the room, on every transport, with `removed` (RPC for
    * POST /rooms/:room/disconnect); returns how many.
    */
-  disconnectUser(user: string): number {
+  async disconnectUser(user: string): Promise<number> {
     let n = 0;
     for (const ws of this.#connections.open()) {
       if (this.#connections.get(ws).who.user !== user) continue;
       this.#close(ws, "removed", "removed by an admin");
       n++;
     }
-    return n;
+    const onShards = await Promise.all(this.#shards.stubs().map((s) => s.disconnectUser(user)));
+    return onShards.reduce((a, b) => a + b, n);
   }
 
   /** Ends the connections whose token has expired, and sets the alarm for the next expiry. */
@@ -258,15 +445,27 @@ export class Room extends DurableObject<RoomEnv> {
     return { ok: true, value: { events, epoch: this.#log.epoch, ...this.#range(now), hasMore } };
   }
 
-  /** Who is connected now, one member per user with their connections on every transport (RPC). */
-  presence(): MemberData[] {
+  /**
+   * Who is connected now, one member per user with their connections on every transport, on this
+   * object and its shards (RPC).
+   */
+  async presence(): Promise<MemberData[]> {
+    const onShards = await Promise.all(this.#shards.stubs().map((s) => s.presence()));
+    return mergeMembers([this.#localMembers(), ...onShards]);
+  }
+
+  /** Who is connected to this object alone. */
+  #localMembers(): MemberData[] {
     return members(this.#connections.attachments());
   }
 
-  /** The room's counters (RPC). */
-  stats(): RoomStats {
+  /** The room's counters (RPC): connections on this object and its shards; the rest, this object's. */
+  async stats(): Promise<RoomStats> {
     const connections: Record<string, number> = {};
     for (const a of this.#connections.attachments()) connections[a.via] = (connections[a.via] ?? 0) + 1;
+    for (const s of await Promise.all(this.#shards.stubs().map((s) => s.stats()))) {
+      for (const [via, n] of Object.entries(s.connections)) connections[via] = (connections[via] ?? 0) + n;
+    }
     return {
       epoch: this.#log.epoch,
       ...this.#range(Date.now()),
@@ -275,6 +474,7 @@ export class Room extends DurableObject<RoomEnv> {
       flushes: this.#flushes,
       flushedEvents: this.#flushedEvents,
       slowDisconnects: this.#slowDisconnects,
+      shards: this.#shards.size,
     };
   }
 
@@ -318,7 +518,10 @@ export class Room extends DurableObject<RoomEnv> {
         throw new RelayError("rate_limited", `more than ${this.#rate.ratePerSecond} publishes per second`);
       }
       const publish = m.publish;
-      const done = this.#inOrder(att.who, () => this.#publish(att.room, publish, att.who));
+      const done =
+        att.shard !== undefined
+          ? this.#publishOnLeader(att, publish)
+          : this.#inOrder(att.who, () => this.#publish(att.room, publish, att.who));
       if (done instanceof Promise)
         done.then(
           (r) => this.#acked(ws, att, r),
@@ -328,6 +531,16 @@ export class Room extends DurableObject<RoomEnv> {
     } catch (e) {
       this.#refused(ws, att, e, id);
     }
+  }
+
+  /**
+   * A publish on a shard's socket goes to the leader, the room's only writer: one stub, so one
+   * socket's publishes arrive in the order sent. Its event comes back with the leader's fan-out.
+   */
+  async #publishOnLeader(att: Attachment, input: PublishInput): Promise<{ event: EncodedEvent; duplicate: boolean }> {
+    const r = await this.#leader(att.room).publish(att.room, input, att.who);
+    if (!r.ok) throw new RelayError(r.error.code, r.error.message);
+    return { event: new EncodedEvent(r.value.event), duplicate: r.value.duplicate };
   }
 
   #acked(ws: WebSocket, att: Attachment, result: { event: EncodedEvent; duplicate: boolean }): void {
@@ -507,6 +720,17 @@ export class Room extends DurableObject<RoomEnv> {
     this.#flushScheduled = false;
     const events = this.#pending.take();
     if (events.length === 0) return;
+    this.#fanOut(events);
+    if (this.#shards.size === 0) return;
+    const data = events.map((e) => e.data);
+    this.#shards.push(
+      (shard) => ({ shard, epoch: this.#log.epoch, from: data[0].seq, events: data }),
+      (shard) => this.#sync(shard),
+    );
+  }
+
+  /** Sends events to this object's subscribers. */
+  #fanOut(events: EncodedEvent[]): void {
     this.#flushes++;
     this.#flushedEvents += events.length;
     for (const format of FORMATS) {
@@ -566,6 +790,7 @@ export class Room extends DurableObject<RoomEnv> {
 function readQuery(q: URLSearchParams): SubscribeQuery {
   const since = q.get("since");
   const format = q.get("format");
+  const region = q.get("region");
   return {
     room: q.get("room") ?? "",
     via: q.get("via") ?? "unknown",
@@ -574,6 +799,8 @@ function readQuery(q: URLSearchParams): SubscribeQuery {
     epoch: q.get("epoch") ?? undefined,
     format: isFormat(format) ? format : undefined,
     presence: q.get("presence") === "1",
+    region: isRegion(region) ? region : "any",
+    shard: q.get("shard") ?? undefined,
   };
 }
 

@@ -187,12 +187,7 @@ describe("a freshly constructed room (what hibernation leaves) handles everythin
       expect(pub.ok && pub.value.event.seq).toBe(3);
       const history = fresh.history("fresh", 0, 10);
       expect(history.ok && history.value.events.map((e) => e.text)).toEqual(["before", "after", "by rpc"]);
-      expect(
-        fresh
-          .presence()
-          .map((m) => [m.user, m.connections, m.transports])
-          .sort(),
-      ).toEqual([
+      expect((await fresh.presence()).map((m) => [m.user, m.connections, m.transports]).sort()).toEqual([
         ["ann", 1, ["websocket"]],
         ["anonymous", 1, ["websocket"]],
       ]);

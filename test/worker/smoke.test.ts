@@ -25,6 +25,7 @@ it("answers /rooms/:room/stats as relay.v1.RoomStats in the JSON mapping, every 
     flushes: "1",
     flushedEvents: "1",
     slowDisconnects: "0",
+    shards: 0,
   });
   await sse.body?.cancel();
   ws.webSocket?.close();

@@ -11,6 +11,7 @@ import { createAsyncIterable } from "@connectrpc/connect/protocol";
 import { readBody } from "../../edge/body";
 import { admit } from "../../edge/caller";
 import type { Env } from "../../edge/env";
+import { regionOf } from "../../edge/region";
 import { RoomSubscription, type SubscriptionSink } from "../../edge/subscription";
 import { RelayError } from "../../errors";
 import {
@@ -98,6 +99,7 @@ export async function subscribeCall(req: Request, env: Env, settings: Settings, 
         also: request.presence ? "presence" : undefined,
       }),
       presence: request.presence,
+      region: regionOf(req, settings),
     });
   } catch (e) {
     return refusal(p, toConnectError(e));
@@ -147,6 +149,7 @@ export function chatCall(req: Request, env: Env, settings: Settings, p: StreamPr
           via: "connect",
           format: p.format,
           who: await admit(req, settings, "subscribe", name, { name: parseUser(first.value.user) }),
+          region: regionOf(req, settings),
         });
       } catch (e) {
         return toConnectError(e);

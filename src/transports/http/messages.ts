@@ -104,6 +104,7 @@ export async function statsRoute(c: RelayContext): Promise<Response> {
     flushes: BigInt(s.flushes),
     flushedEvents: BigInt(s.flushedEvents),
     slowDisconnects: BigInt(s.slowDisconnects),
+    shards: s.shards,
   });
   return c.body(toJsonString(RoomStatsSchema, msg, ALL_FIELDS), 200, { "Content-Type": "application/json" });
 }

