@@ -10,7 +10,13 @@ export default defineConfig({
       workerd("worker", ["test/worker/**/*.test.ts"], {}, ["test/worker/shards.test.ts"]),
       // Fan-out shards: a small shard size so a few hundred subscribers spread over several
       // objects, and the test hook that chooses a client's region.
-      workerd("shards", ["test/worker/shards.test.ts"], { ROOM_SHARD_SUBSCRIBERS: "50", RELAY_TEST_HOOKS: "true" }),
+      workerd("shards", ["test/worker/shards.test.ts"], {
+        ROOM_SHARD_SUBSCRIBERS: "50",
+        RELAY_TEST_HOOKS: "true",
+        // Resumes in one part: a restart sends dozens of subscribers back at once.
+        REPLAY_MAX_BYTES: "1048576",
+        SUBSCRIBER_MAX_BEHIND_BYTES: "8388608",
+      }),
       {
         test: {
           name: "e2e",

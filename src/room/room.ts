@@ -135,9 +135,9 @@ export class Room extends DurableObject<RoomEnv> {
   /** As a fan-out shard: its place in the leader's stream, and its name. */
   #upstream: { name: string; room: string; stream: Upstream } | undefined;
   /** As a fan-out shard: subscribers waiting for their opening, by token (see #subscribeOnShard). */
-  readonly #openings = new Map<string, (o: ShardOpening) => void>();
-  /** Stubs by object name, kept so that calls to one object arrive in the order made. */
-  readonly #stubs = new Map<string, DurableObjectStub<Room>>();
+  readonly #openings = new Map<string, (o: ShardOpening, late: boolean) => void>();
+  /** As a fan-out shard: its leader's stub (see #toLeader). */
+  #leaderStub: DurableObjectStub<Room> | undefined;
 
   constructor(ctx: DurableObjectState, vars: RoomEnv) {
     super(ctx, vars);
@@ -155,7 +155,8 @@ export class Room extends DurableObject<RoomEnv> {
     this.#userRate = new UserRateLimiter(this.#settings.userPublishRatePerSecond);
     // A client's liveness check is answered by the runtime, even while the room hibernates.
     ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair(HEARTBEAT_TEXT, HEARTBEAT_TEXT));
-    this.#shards = new ShardSet(ctx.storage.sql, (name, region) => this.#stub(name, region));
+    // The shard set keeps one stub per shard and makes a new one after a failure.
+    this.#shards = new ShardSet(ctx.storage.sql, (name, region) => this.#namespace().getByName(name, hintOf(region)));
     // Events stored before a restart may not have reached the shards: each one checks its place
     // against the log (and fills what it missed). Cheap: one call per shard per wake-up.
     if (this.#shards.size > 0)
@@ -268,7 +269,7 @@ export class Room extends DurableObject<RoomEnv> {
       sendAll(this.#localMembers());
       return;
     }
-    const all = this.#upstream ? this.#leader(att.room).presence() : this.presence();
+    const all = this.#upstream ? this.#toLeader(att.room, (l) => l.presence()) : this.presence();
     all.then(sendAll, (e) => console.warn("presence snapshot failed", e));
   }
 
@@ -290,18 +291,24 @@ export class Room extends DurableObject<RoomEnv> {
     const opened = new Promise<boolean>((resolve) => {
       settle = resolve;
     });
-    this.#openings.set(token, (o) => {
-      this.#admit(server, att, { frames: o.frames, paused: o.paused, bytes: o.bytes });
-      settle(true);
+    // A paused replay's socket is no subscriber: it gets its part when the upgrade is answered
+    // (closed earlier, its frames would be lost).
+    let paused: Opening | undefined;
+    this.#openings.set(token, (o, late) => {
+      const open = { frames: o.frames, paused: o.paused, bytes: o.bytes };
+      if (!late && o.paused) paused = open;
+      else if (!late) this.#admit(server, att, open);
+      settle(!late);
     });
     const timer = setTimeout(() => {
       this.#openings.delete(token);
       settle(false);
     }, SHARD_OPENING_TIMEOUT_MS);
     try {
-      const asked = await this.#leader(q.room).openOnShard(q, token);
-      if (!asked.ok) throw new RelayError(asked.error.code, asked.error.message);
-      if (!(await opened)) throw new RelayError("going_away", "the room did not answer in time: retry");
+      const refused = await this.#toLeader(q.room, (l) => l.openOnShard(q, token));
+      if (refused) throw new RelayError(refused.code, refused.message);
+      if (!(await opened)) throw new RelayError("going_away", "the shard could not open this subscription: retry");
+      if (paused) this.#admit(server, att, paused);
       return upgraded;
     } catch (e) {
       return refuse(RelayError.from(e));
@@ -316,11 +323,9 @@ export class Room extends DurableObject<RoomEnv> {
    * gap, replay) as of the end of the log, sent in that shard's order of pushes, after every
    * event before it.
    */
-  openOnShard(q: SubscribeQuery & { shard: string; format: Format }, token: string): Result<void> {
+  openOnShard(q: SubscribeQuery & { shard: string; format: Format }, token: string): ErrorData | null {
     const s = parseShardName(q.shard);
-    if (!s || s.room !== q.room) {
-      return { ok: false, error: { code: "invalid_argument", message: `${q.shard} is not a shard of ${q.room}` } };
-    }
+    if (!s || s.room !== q.room) return { code: "invalid_argument", message: `${q.shard} is not a shard of ${q.room}` };
     this.#shards.keep(q.shard, s.region, s.index, Date.now());
     this.#flush();
     const open = opening(this.#log, { ...q, nowMs: Date.now(), replayMaxBytes: this.#settings.replayMaxBytes }, (e) =>
@@ -332,7 +337,7 @@ export class Room extends DurableObject<RoomEnv> {
       (shard) => this.#sync(shard),
       q.shard,
     );
-    return { ok: true, value: undefined };
+    return null;
   }
 
   /**
@@ -350,9 +355,9 @@ export class Room extends DurableObject<RoomEnv> {
     const room = parseShardName(name)?.room ?? "";
     const stream = new Upstream({
       fanOut: (events) => this.#fanOut(events.map((e) => new EncodedEvent(e))),
-      open: (o) => this.#openings.get(o.token)?.(o),
+      open: (o, late) => this.#openings.get(o.token)?.(o, late),
       read: async (after) => {
-        const page = await this.#leader(room).history(room, after, 0);
+        const page: Result<HistoryPage> = await this.#toLeader(room, async (l) => await l.history(room, after, 0));
         if (!page.ok) throw new RelayError(page.error.code, page.error.message);
         return { events: page.value.events, epoch: page.value.epoch };
       },
@@ -369,20 +374,27 @@ export class Room extends DurableObject<RoomEnv> {
     return { shard, epoch: this.#log.epoch, from: this.#log.lastSeq + 1, events: [], openings };
   }
 
-  /** The stub of another Room object (a leader, a shard), one per name. */
-  #stub(name: string, region?: Region): DurableObjectStub<Room> {
-    let stub = this.#stubs.get(name);
-    if (!stub) {
-      const ns = this.env.ROOM;
-      if (!ns) throw new RelayError("internal", "the ROOM binding is missing");
-      stub = ns.getByName(name, region && region !== "any" ? { locationHint: region } : undefined);
-      this.#stubs.set(name, stub);
-    }
-    return stub;
+  #namespace(): DurableObjectNamespace<Room> {
+    if (!this.env.ROOM) throw new RelayError("internal", "the ROOM binding is missing");
+    return this.env.ROOM;
   }
 
-  #leader(room: string): DurableObjectStub<Room> {
-    return this.#stub(room);
+  /**
+   * Calls the room's leader (this object is one of its shards) through one stub, so that calls
+   * arrive in the order made; a stub that failed (the leader restarted) is replaced for the next call.
+   */
+  async #toLeader<T>(room: string, call: (leader: DurableObjectStub<Room>) => Promise<T>): Promise<T> {
+    let stub = this.#leaderStub;
+    if (!stub) {
+      stub = this.#namespace().getByName(room);
+      this.#leaderStub = stub;
+    }
+    try {
+      return await call(stub);
+    } catch (e) {
+      if (this.#leaderStub === stub) this.#leaderStub = undefined;
+      throw e;
+    }
   }
 
   /** Publishes one message for `who` (RPC from the Worker's HTTP and Connect routes, which checked its right). */
@@ -538,7 +550,10 @@ export class Room extends DurableObject<RoomEnv> {
    * socket's publishes arrive in the order sent. Its event comes back with the leader's fan-out.
    */
   async #publishOnLeader(att: Attachment, input: PublishInput): Promise<{ event: EncodedEvent; duplicate: boolean }> {
-    const r = await this.#leader(att.room).publish(att.room, input, att.who);
+    const r: Result<PublishResult> = await this.#toLeader(
+      att.room,
+      async (l) => await l.publish(att.room, input, att.who),
+    );
     if (!r.ok) throw new RelayError(r.error.code, r.error.message);
     return { event: new EncodedEvent(r.value.event), duplicate: r.value.duplicate };
   }
@@ -784,6 +799,11 @@ export class Room extends DurableObject<RoomEnv> {
   #event(room: string, e: StoredEvent): EventData {
     return { room, epoch: this.#log.epoch, kind: "message", ...e };
   }
+}
+
+/** A Durable Object location hint for a region ("any": none). */
+function hintOf(region: Region): DurableObjectNamespaceGetDurableObjectOptions | undefined {
+  return region === "any" ? undefined : { locationHint: region };
 }
 
 /** The subscribe URL's query. Built by the Worker from checked values, so only read here. */

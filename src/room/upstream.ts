@@ -10,6 +10,8 @@
  *   what it misses, or an explicit gap.
  * - A new subscriber's opening (subscribed, gap, replay) is computed by the leader at its current
  *   offset and sent in the push order, so the subscriber joins the shard's stream exactly there.
+ *   One that arrives after later events (pushes reordered by a failure) is refused: the
+ *   subscriber retries, and resumes from its offset.
  * - The position is kept in memory only: after hibernation the first push sets it again. A shard
  *   hibernates only when idle, when it has had every push sent to it.
  */
@@ -20,8 +22,12 @@ import type { ShardOpening, ShardPush } from "./shards";
 export interface UpstreamHost {
   /** Fans stored events out to the shard's subscribers. */
   fanOut(events: EventData[]): void;
-  /** Applies a subscriber's opening, now, at this point of the stream. */
-  open(opening: ShardOpening): void;
+  /**
+   * Applies a subscriber's opening, now, at this point of the stream; `late`: the shard has
+   * already fanned out events after the opening's offset (it arrived after them, through a new
+   * stub after a failure), so the subscriber must be told to retry instead.
+   */
+  open(opening: ShardOpening, late: boolean): void;
   /** Reads events after `after` from the leader's log (a page; an empty page: none retained). */
   read(after: number): Promise<{ events: EventData[]; epoch: string }>;
   /** Ends every subscriber, telling each to resume by offset (the shard lost its place in the log). */
@@ -75,7 +81,8 @@ export class Upstream {
     } else {
       this.#position = Math.max(at, p.from - 1);
     }
-    for (const o of p.openings ?? []) this.#host.open(o);
+    const late = this.#position > p.from - 1;
+    for (const o of p.openings ?? []) this.#host.open(o, late);
   }
 
   /** Reads what the shard missed up to `upTo` from the leader's log, then applies the pushes held back. */

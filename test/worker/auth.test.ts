@@ -176,7 +176,9 @@ describe("a room with tokens", () => {
       expect(frames.slice(0, 2).map((f) => Object.keys(JSON.parse(f))[0])).toEqual(["error", "ack"]);
       expect(JSON.parse(frames[0]).error.code).toBe("permission_denied");
       expect(JSON.parse(frames[1]).ack.event).toMatchObject({ user: "old", text: "from before" });
-      expect(await open.presence()).toEqual([{ user: "old", transports: ["websocket"], connections: 1, connectedAtMs: 1 }]);
+      expect(await open.presence()).toEqual([
+        { user: "old", transports: ["websocket"], connections: 1, connectedAtMs: 1 },
+      ]);
     });
   });
 });

@@ -10,6 +10,8 @@ import { ANON, sleep } from "./helpers";
 interface Subscriber {
   seqs: number[];
   reconnects: number;
+  /** Why the relay closed it, each time. */
+  closes: string[];
   /** Frames that were neither events nor the opening's (errors, unexpected kinds). */
   odd: unknown[];
   ws: WebSocket;
@@ -21,7 +23,7 @@ interface Subscriber {
  * (with the epoch) whenever the relay closes it.
  */
 async function subscriber(room: string, region: string): Promise<Subscriber> {
-  const s: Subscriber = { seqs: [], reconnects: 0, odd: [], ws: undefined as unknown as WebSocket, close: () => {} };
+  const s: Subscriber = { seqs: [], reconnects: 0, closes: [], odd: [], ws: undefined as unknown as WebSocket, close: () => {} };
   let epoch = "";
   let stopped = false;
   const open = async (): Promise<void> => {
@@ -45,8 +47,9 @@ async function subscriber(room: string, region: string): Promise<Subscriber> {
         } else if (e.kind === undefined || e.kind === "message") s.seqs.push(Number(e.seq));
       }
     });
-    ws.addEventListener("close", () => {
+    ws.addEventListener("close", (e) => {
       if (stopped) return;
+      s.closes.push(`${e.code} ${e.reason}`);
       s.reconnects++;
       setTimeout(() => open().catch((e) => s.odd.push(String(e))), 20);
     });
@@ -57,6 +60,16 @@ async function subscriber(room: string, region: string): Promise<Subscriber> {
   };
   await open();
   return s;
+}
+
+/** `n` subscribers, opened 10 at a time (the first 50 land on the room's own object). */
+async function subscribers(room: string, n: number, region: (i: number) => string): Promise<Subscriber[]> {
+  const subs: Subscriber[] = [];
+  for (let i = 0; i < n; i += 10) {
+    const batch = Array.from({ length: Math.min(10, n - i) }, (_, j) => subscriber(room, region(i + j)));
+    subs.push(...(await Promise.all(batch)));
+  }
+  return subs;
 }
 
 async function stats(room: string) {
@@ -72,10 +85,13 @@ async function publish(room: string, from: number, to: number): Promise<void> {
   }
 }
 
-async function waitUntil(what: string, ok: () => boolean, ms = 10_000): Promise<void> {
+async function waitUntil(what: string, ok: () => boolean, ms = 10_000, subs: Subscriber[] = []): Promise<void> {
   const until = Date.now() + ms;
   while (!ok()) {
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
+    if (Date.now() > until) {
+      const summary = subs.filter((x) => x.seqs.length < 60).map((x) => `${x.seqs.length}/${x.closes.join(";")}/${JSON.stringify(x.odd).slice(0, 200)}`);
+      throw new Error(`timed out waiting for ${what}: ${summary.join(" ")}`);
+    }
     await sleep(20);
   }
 }
@@ -96,12 +112,8 @@ async function restart(name: string): Promise<void> {
 describe("fan-out shards", { timeout: 60_000 }, () => {
   it("places subscribers past 50 on shards in their region, and every one gets every event once, in order", async () => {
     const room = "shards-basic";
-    const subs: Subscriber[] = [];
-    const t0 = Date.now();
-    for (let i = 0; i < 160; i++) subs.push(await subscriber(room, i % 2 === 0 ? "weur" : "enam"));
-    console.log("connected in", Date.now() - t0);
+    const subs = await subscribers(room, 160, (i) => (i % 2 === 0 ? "weur" : "enam"));
     const s = await stats(room);
-    console.log(JSON.stringify(s));
     // 50 on the leader, 110 over shards of at most 50: at least one per region, three in all.
     expect(s.shards).toBeGreaterThanOrEqual(3);
     expect(s.connections.websocket).toBe(160);
@@ -112,6 +124,46 @@ describe("fan-out shards", { timeout: 60_000 }, () => {
       expect(x.seqs).toEqual(range(40));
       expect(x.odd).toEqual([]);
     }
+    for (const x of subs) x.close();
+  });
+
+  it("loses nothing when a shard restarts mid-stream: its subscribers resume, the others never notice", async () => {
+    const room = "shards-shard-restart";
+    const subs = await subscribers(room, 120, () => "weur");
+    expect((await stats(room)).shards).toBe(2);
+    const going = publish(room, 1, 60);
+    await waitUntil("the stream to be under way", () => subs.every((x) => x.seqs.length >= 10));
+    const onShard = (await env.ROOM.getByName(`${room}/weur/0`).stats()).connections.websocket;
+    expect(onShard).toBeGreaterThan(40);
+    await restart(`${room}/weur/0`);
+    await going;
+    await waitUntil("every event everywhere", () => subs.every((x) => x.seqs.length >= 60), 10_000, subs);
+    await sleep(100);
+    for (const x of subs) expect(x.seqs).toEqual(range(60));
+    // The shard's subscribers were dropped and came back; the leader's and the other shard's stayed.
+    expect(subs.filter((x) => x.reconnects > 0).length).toBe(onShard);
+    for (const x of subs) x.close();
+  });
+
+  it("loses nothing when the leader restarts mid-stream: shards catch up from its log", async () => {
+    const room = "shards-leader-restart";
+    const subs = await subscribers(room, 120, () => "enam");
+    const going = publish(room, 1, 30);
+    await waitUntil("the stream to be under way", () => subs.every((x) => x.seqs.length >= 5));
+    await going;
+    // Stored but not yet fanned out to the shards when the leader goes: they must still get it.
+    const leader = env.ROOM.getByName(room);
+    await runInDurableObject(leader, async (instance) => {
+      for (let i = 31; i <= 35; i++) await instance.publish(room, { text: `m${i}` }, ANON);
+    });
+    await restart(room);
+    await publish(room, 36, 60);
+
+    await waitUntil("every event everywhere", () => subs.every((x) => x.seqs.length >= 60), 10_000, subs);
+    await sleep(100);
+    for (const x of subs) expect(x.seqs).toEqual(range(60));
+    const resumed = subs.filter((x) => x.reconnects > 0).length;
+    expect(resumed).toBe(50);
     for (const x of subs) x.close();
   });
 });
