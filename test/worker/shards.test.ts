@@ -23,7 +23,14 @@ interface Subscriber {
  * (with the epoch) whenever the relay closes it.
  */
 async function subscriber(room: string, region: string): Promise<Subscriber> {
-  const s: Subscriber = { seqs: [], reconnects: 0, closes: [], odd: [], ws: undefined as unknown as WebSocket, close: () => {} };
+  const s: Subscriber = {
+    seqs: [],
+    reconnects: 0,
+    closes: [],
+    odd: [],
+    ws: undefined as unknown as WebSocket,
+    close: () => {},
+  };
   let epoch = "";
   let stopped = false;
   const open = async (): Promise<void> => {
@@ -89,7 +96,9 @@ async function waitUntil(what: string, ok: () => boolean, ms = 10_000, subs: Sub
   const until = Date.now() + ms;
   while (!ok()) {
     if (Date.now() > until) {
-      const summary = subs.filter((x) => x.seqs.length < 60).map((x) => `${x.seqs.length}/${x.closes.join(";")}/${JSON.stringify(x.odd).slice(0, 200)}`);
+      const summary = subs
+        .filter((x) => x.seqs.length < 60)
+        .map((x) => `${x.seqs.length}/${x.closes.join(";")}/${JSON.stringify(x.odd).slice(0, 200)}`);
       throw new Error(`timed out waiting for ${what}: ${summary.join(" ")}`);
     }
     await sleep(20);
