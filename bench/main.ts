@@ -19,7 +19,7 @@ import { bundleSize, devStartSeconds } from "./workloads/startup";
 const quick = process.argv.includes("--quick");
 // `--only=fanout,publish` and `--runtime=workerd` narrow a run (for trying a change); such a run
 // prints its table and writes nothing (but the file named by `--json=<file>`). Workloads: fanout,
-// mixed, bridged, publish, resume, memory (memory levels off, and slow consumers), slow-consumer
+// mixed, bridged, shards, publish, resume, memory (memory levels off, and slow consumers), slow-consumer
 // (only the latter), idle, startup.
 const arg = (name: string) => process.argv.find((a) => a.startsWith(`--${name}=`))?.split("=")[1];
 const only = arg("only")?.split(",");
@@ -42,6 +42,7 @@ const cfg = quick
       memoryRestMs: 5000,
       slowMessages: 2000,
       slowMessageBytes: 32 * 1024,
+      shardRoom: 600,
     }
   : {
       relayEventBytes: 278,
@@ -57,6 +58,7 @@ const cfg = quick
       memoryRestMs: 15_000,
       slowMessages: 6000,
       slowMessageBytes: 32 * 1024,
+      shardRoom: 4000,
     };
 const runtimes: Runtime[] = arg("runtime") ? [arg("runtime") as Runtime] : ["workerd", "wrangler-dev"];
 const log = (...a: unknown[]) => console.log(`[bench ${new Date().toISOString().slice(11, 19)}]`, ...a);
@@ -107,6 +109,7 @@ const results: BenchResults = {
   fanout: {},
   mixed: {},
   bridged: {},
+  shards: {},
   publish: {},
   resume: {},
   idle: [],
@@ -200,6 +203,45 @@ for (const runtime of runtimes) {
       }
       for (const [t, r] of Object.entries(runs)) results.bridged[`${t}/${runtime}`] = summarizeRuns(r);
     });
+  }
+
+  // 2c. The largest room: `shardRoom` WebSocket subscribers on the room's one object, and on the
+  // object plus 3 and 7 fan-out shards (ROOM_SHARD_SUBSCRIBERS = a quarter, an eighth of the room),
+  // in turns. Bare workerd only: under wrangler dev the dev proxy runs out of descriptors first.
+  if (want("shards") && runtime === "workerd") {
+    const layouts: [string, number][] = [
+      ["1 object", 0],
+      ["object + 3 shards", cfg.shardRoom / 4],
+      ["object + 7 shards", cfg.shardRoom / 8],
+    ];
+    const servers = await Promise.all(
+      layouts.map(([, per]) =>
+        startServer("relay", runtime, {
+          ...RELAY_VARS,
+          ROOM_SHARD_SUBSCRIBERS: String(per),
+          MAX_CONNECTIONS_PER_ROOM: String(cfg.shardRoom + 10),
+        }),
+      ),
+    );
+    try {
+      const runs: Record<string, FanoutResult[]> = {};
+      for (let i = 0; i < cfg.reps; i++) {
+        for (const [j, [name]] of layouts.entries()) {
+          log(`room of ${cfg.shardRoom}: ${name} ${runtime}, run ${i + 1}/${cfg.reps}`);
+          const r = await fanout(servers[j], {
+            ...cfg,
+            subscribers: cfg.shardRoom,
+            transports: ["websocket"],
+            window: 10,
+            protocol: "relay.v1.json",
+          });
+          runs[name] = [...(runs[name] ?? []), r.result];
+        }
+      }
+      for (const [name, r] of Object.entries(runs)) results.shards[`${name}/${runtime}`] = summarizeRuns(r);
+    } finally {
+      await Promise.all(servers.map((s) => s.stop()));
+    }
   }
 
   // 3. Durable publish throughput: the relay per transport; the SQLite floor (WebSocket) and a

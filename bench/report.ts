@@ -17,6 +17,8 @@ export interface BenchResults {
   mixed: Record<string, { total: Figures; perTransport: Record<string, Figures> }>;
   /** `${transport}/${runtime}` → fan-out figures of a room with subscribers of that transport only. */
   bridged: Record<string, Figures>;
+  /** `${layout}/${runtime}` → fan-out figures of the largest room, on one object or with shards. */
+  shards: Record<string, Figures>;
   /** `${target}/${transport}/${runtime}` → publish figures. */
   publish: Record<string, Figures>;
   /** `${transport}/${runtime}` → seconds. */
@@ -113,6 +115,23 @@ export function markdown(r: BenchResults): string {
       `| who was busy (fan-out, relay) | cores: server / load generator | ${fmt(relay?.serverCores)} / ${fmt(relay?.loadCores)} | ${fmt(floor?.serverCores)} / ${fmt(floor?.loadCores)} | of ${m.cores} |`,
       "",
     );
+  }
+  const layouts = Object.keys(r.shards);
+  if (layouts.length > 0) {
+    const one = r.shards[layouts[0]];
+    out.push(
+      `**The largest room** (${r.config.shardRoom} WebSocket subscribers, relay.v1.json, window 10; workerd; all objects share this machine's ${m.cores} cores)`,
+      "",
+      "| layout | deliveries/s | p50 / p99 ms | server CPU µs per delivery | room's own object: fan-out µs per message | lost / duplicated |",
+      "|---|---|---|---|---|---|",
+    );
+    for (const k of layouts) {
+      const f = r.shards[k];
+      out.push(
+        `| ${k.split("/")[0]} | ${fmt(f.deliveriesPerSec)} (${num(ratio(f.deliveriesPerSec, one?.deliveriesPerSec))}×) | ${fmt(f.p50Ms)} / ${fmt(f.p99Ms)} | ${fmt(f.serverCpuPerDeliveryUs)} | ${fmt(f.roomFanOutUsPerMessage)} (${num(ratio(f.roomFanOutUsPerMessage, one?.roomFanOutUsPerMessage))}×) | ${fmt(f.lost)} / ${fmt(f.duplicated)} |`,
+      );
+    }
+    out.push("");
   }
   if (r.idle.length > 0) {
     out.push(

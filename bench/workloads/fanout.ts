@@ -43,10 +43,23 @@ export interface FanoutResult extends Record<string, number> {
   loadCores: number;
   /** Events per fan-out (the relay's mean batch over the whole run; 1 on a floor). */
   eventsPerFlush: number;
+  /**
+   * Microseconds the room's own object spent fanning out per message in the measured window, by
+   * its clock (RoomStats.fanOutUs: its own subscribers and its pushes to shards); 0 on a floor.
+   */
+  roomFanOutUsPerMessage: number;
 }
 
 /** Per-transport figures of a mixed run. */
 export type PerTransport = Record<SubscriberTransport, { deliveriesPerSec: number; p50Ms: number; p99Ms: number }>;
+
+/** What the bench reads of `GET /rooms/:room/stats` (64-bit counters come as strings). */
+interface RoomStatsJson {
+  flushes: string;
+  flushedEvents: string;
+  fanOutUs: string;
+  shards: number;
+}
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -135,6 +148,11 @@ export async function fanout(
 
   publish();
   await sleep(o.warmupMs);
+  const roomStats = async () =>
+    server.target === "relay"
+      ? ((await (await fetch(`${server.baseUrl}/rooms/${room}/stats`)).json()) as RoomStatsJson)
+      : undefined;
+  const stats0 = await roomStats();
   measuring = true;
   const start = performance.now();
   const cpu0 = { server: serverCpuSeconds(), load: loadCpuSeconds() };
@@ -143,6 +161,7 @@ export async function fanout(
   measuring = false;
   const elapsed = (performance.now() - start) / 1000;
   const cpu1 = { server: serverCpuSeconds(), load: loadCpuSeconds() };
+  const stats1 = await roomStats();
   const stopAt = sent;
   publisher.removeAllListeners();
   const last = publisher;
@@ -151,12 +170,11 @@ export async function fanout(
   while (inflight > 0 && Date.now() < drainUntil) await sleep(20);
 
   let eventsPerFlush = 1;
-  if (server.target === "relay") {
-    const stats = (await (await fetch(`${server.baseUrl}/rooms/${room}/stats`)).json()) as {
-      flushes: number;
-      flushedEvents: number;
-    };
-    eventsPerFlush = stats.flushedEvents / Math.max(1, stats.flushes);
+  let roomFanOutUsPerMessage = 0;
+  if (stats0 && stats1) {
+    eventsPerFlush = Number(stats1.flushedEvents) / Math.max(1, Number(stats1.flushes));
+    const events = Number(stats1.flushedEvents) - Number(stats0.flushedEvents);
+    roomFanOutUsPerMessage = (Number(stats1.fanOutUs) - Number(stats0.fanOutUs)) / Math.max(1, events);
   }
   let lost = 0;
   for (let i = 0; i < stopAt; i++) lost += Math.max(0, remaining[i]);
@@ -190,6 +208,7 @@ export async function fanout(
       serverCores: (cpu1.server - cpu0.server) / elapsed,
       loadCores: (cpu1.load - cpu0.load) / elapsed,
       eventsPerFlush,
+      roomFanOutUsPerMessage,
     },
     perTransport,
   };

@@ -84,6 +84,8 @@ export interface RoomStats {
   slowDisconnects: number;
   /** Open fan-out shards (room/shards.ts). */
   shards: number;
+  /** Time spent fanning out, by the object's clock (relay.v1.RoomStats.fan_out_us). */
+  fanOutUs: number;
 }
 
 /** What a subscription asks for: the query of the room's internal subscribe URL (see edge/room-client.ts). */
@@ -128,6 +130,8 @@ export class Room extends DurableObject<RoomEnv> {
   #flushes = 0;
   #flushedEvents = 0;
   #slowDisconnects = 0;
+  /** Microseconds spent in fan-out (see RoomStats.fanOutUs). */
+  #fanOutUs = 0;
   /** Sockets whose leave has been handled (the room closed them; their close event comes later). */
   readonly #departed = new WeakSet<WebSocket>();
   /** As a room's leader: its fan-out shards. */
@@ -345,7 +349,9 @@ export class Room extends DurableObject<RoomEnv> {
    * order. Answers how many subscribers the shard has, so the leader can retire it when empty.
    */
   push(p: ShardPush): PushResult {
+    const started = performance.now();
     this.#asShard(p.shard).receive(p);
+    this.#fanOutUs += (performance.now() - started) * 1000;
     return { subscribers: this.#connections.count() + this.#openings.size };
   }
 
@@ -487,6 +493,7 @@ export class Room extends DurableObject<RoomEnv> {
       flushedEvents: this.#flushedEvents,
       slowDisconnects: this.#slowDisconnects,
       shards: this.#shards.size,
+      fanOutUs: Math.round(this.#fanOutUs),
     };
   }
 
@@ -735,13 +742,16 @@ export class Room extends DurableObject<RoomEnv> {
     this.#flushScheduled = false;
     const events = this.#pending.take();
     if (events.length === 0) return;
+    const started = performance.now();
     this.#fanOut(events);
-    if (this.#shards.size === 0) return;
-    const data = events.map((e) => e.data);
-    this.#shards.push(
-      (shard) => ({ shard, epoch: this.#log.epoch, from: data[0].seq, events: data }),
-      (shard) => this.#sync(shard),
-    );
+    if (this.#shards.size > 0) {
+      const data = events.map((e) => e.data);
+      this.#shards.push(
+        (shard) => ({ shard, epoch: this.#log.epoch, from: data[0].seq, events: data }),
+        (shard) => this.#sync(shard),
+      );
+    }
+    this.#fanOutUs += (performance.now() - started) * 1000;
   }
 
   /** Sends events to this object's subscribers. */

@@ -26,6 +26,7 @@ it("answers /rooms/:room/stats as relay.v1.RoomStats in the JSON mapping, every 
     flushedEvents: "1",
     slowDisconnects: "0",
     shards: 0,
+    fanOutUs: expect.stringMatching(/^\d+$/),
   });
   await sse.body?.cancel();
   ws.webSocket?.close();

@@ -105,6 +105,7 @@ export async function statsRoute(c: RelayContext): Promise<Response> {
     flushedEvents: BigInt(s.flushedEvents),
     slowDisconnects: BigInt(s.slowDisconnects),
     shards: s.shards,
+    fanOutUs: BigInt(s.fanOutUs),
   });
   return c.body(toJsonString(RoomStatsSchema, msg, ALL_FIELDS), 200, { "Content-Type": "application/json" });
 }
