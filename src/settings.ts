@@ -28,6 +28,8 @@ export interface Vars {
   MAX_CONNECTIONS_PER_USER?: string;
   LIMIT_ANONYMOUS_NEW_ROOMS?: string;
   ROOM_SHARD_SUBSCRIBERS?: string;
+  /** Set by `npm start` only (scripts/start.mjs). */
+  LOCAL_MAX_CONNECTIONS?: string;
   /** Test hooks (the client's region from a header): "true" only in the test suite's servers. */
   RELAY_TEST_HOOKS?: string;
 }
@@ -81,6 +83,8 @@ export interface Settings {
   roomShardSubscribers: number;
   /** Test hooks on: tests may choose a client's region (edge/region.ts). Never on in a deployment. */
   testHooks: boolean;
+  /** Open connections the local server takes (worker/local-limit.ts); 0: no bound, as on Cloudflare. */
+  localMaxConnections: number;
 }
 
 /** ROOM_SHARD_SUBSCRIBERS' default (README, "Capacity"): well under the 32,768 sockets an object may hold. */
@@ -168,6 +172,7 @@ function parse(v: Vars): Settings {
     limitAnonymousNewRooms: bool("LIMIT_ANONYMOUS_NEW_ROOMS", v.LIMIT_ANONYMOUS_NEW_ROOMS, true),
     roomShardSubscribers: int("ROOM_SHARD_SUBSCRIBERS", v.ROOM_SHARD_SUBSCRIBERS, DEFAULT_SHARD_SUBSCRIBERS),
     testHooks: bool("RELAY_TEST_HOOKS", v.RELAY_TEST_HOOKS, false),
+    localMaxConnections: int("LOCAL_MAX_CONNECTIONS", v.LOCAL_MAX_CONNECTIONS, 0),
   };
 }
 

@@ -19,6 +19,7 @@ import { disconnectRoute } from "../transports/http/disconnect";
 import { historyRoute, presenceRoute, publishRoute, statsRoute } from "../transports/http/messages";
 import { sseRoute } from "../transports/sse/sse-route";
 import { wsRoute } from "../transports/websocket/ws-route";
+import { localLimit } from "./local-limit";
 import { listed, originAllowed } from "./origin";
 
 /** The relay's Hono app; `fetch` is the Worker's entry point. */
@@ -68,6 +69,7 @@ app.use("/rooms/:room/*", async (c, next) => {
   c.set("room", parseRoomName(c.req.param("room")));
   await next();
 });
+app.use("*", localLimit);
 
 app.get("/rooms/:room/ws", wsRoute);
 app.get("/rooms/:room/sse", sseRoute);
