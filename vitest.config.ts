@@ -8,10 +8,10 @@ export default defineConfig({
   test: {
     projects: [
       workerd("worker", ["test/worker/**/*.test.ts"], {}, ["test/worker/shards.test.ts"]),
-      // Fan-out shards: a small shard size so a few hundred subscribers spread over several
+      // Fan-out shards: a small shard size so a few dozen subscribers spread over several
       // objects, and the test hook that chooses a client's region.
       workerd("shards", ["test/worker/shards.test.ts"], {
-        ROOM_SHARD_SUBSCRIBERS: "50",
+        ROOM_SHARD_SUBSCRIBERS: "10",
         RELAY_TEST_HOOKS: "true",
         // Resumes in one part: a restart sends dozens of subscribers back at once.
         REPLAY_MAX_BYTES: "1048576",

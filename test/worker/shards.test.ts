@@ -1,6 +1,6 @@
 /**
- * Fan-out shards inside workerd (ROOM_SHARD_SUBSCRIBERS = 50 in this project): a room's
- * subscribers past 50 are placed on shard objects near them, every subscriber gets every event
+ * Fan-out shards inside workerd (ROOM_SHARD_SUBSCRIBERS = 10 in this project, so a few dozen
+ * subscribers make several shards; test/e2e/shards.test.ts has hundreds): a room's subscribers past 10 are placed on shard objects near them, every subscriber gets every event
  * once in the room's order, and a restart of a shard or of the leader mid-stream loses nothing.
  */
 import { env, runInDurableObject, SELF } from "cloudflare:test";
@@ -22,7 +22,7 @@ interface Subscriber {
  * A relay.v1.json subscriber in `region` that, like a real client, resumes after its last offset
  * (with the epoch) whenever the relay closes it.
  */
-async function subscriber(room: string, region: string): Promise<Subscriber> {
+async function subscriber(room: string, region: string, query = ""): Promise<Subscriber> {
   const s: Subscriber = {
     seqs: [],
     reconnects: 0,
@@ -34,8 +34,8 @@ async function subscriber(room: string, region: string): Promise<Subscriber> {
   let epoch = "";
   let stopped = false;
   const open = async (): Promise<void> => {
-    const since = s.seqs.length > 0 ? `?since=${s.seqs[s.seqs.length - 1]}&epoch=${epoch}` : "";
-    const res = await SELF.fetch(`https://relay.test/rooms/${room}/ws${since}`, {
+    const since = s.seqs.length > 0 ? `&since=${s.seqs[s.seqs.length - 1]}&epoch=${epoch}` : "";
+    const res = await SELF.fetch(`https://relay.test/rooms/${room}/ws?x=1${query}${since}`, {
       headers: { Upgrade: "websocket", "Sec-WebSocket-Protocol": "relay.v1.json", "X-Relay-Test-Region": region },
     });
     const ws = res.webSocket;
@@ -69,7 +69,7 @@ async function subscriber(room: string, region: string): Promise<Subscriber> {
   return s;
 }
 
-/** `n` subscribers, opened 10 at a time (the first 50 land on the room's own object). */
+/** `n` subscribers, opened 10 at a time (the first 10 land on the room's own object). */
 async function subscribers(room: string, n: number, region: (i: number) => string): Promise<Subscriber[]> {
   const subs: Subscriber[] = [];
   for (let i = 0; i < n; i += 10) {
@@ -119,13 +119,13 @@ async function restart(name: string): Promise<void> {
 }
 
 describe("fan-out shards", { timeout: 60_000 }, () => {
-  it("places subscribers past 50 on shards in their region, and every one gets every event once, in order", async () => {
+  it("places subscribers past 10 on shards in their region, and every one gets every event once, in order", async () => {
     const room = "shards-basic";
-    const subs = await subscribers(room, 160, (i) => (i % 2 === 0 ? "weur" : "enam"));
+    const subs = await subscribers(room, 60, (i) => (i % 2 === 0 ? "weur" : "enam"));
     const s = await stats(room);
-    // 50 on the leader, 110 over shards of at most 50: at least one per region, three in all.
-    expect(s.shards).toBeGreaterThanOrEqual(3);
-    expect(s.connections.websocket).toBe(160);
+    // 10 on the leader, 50 over shards of at most 10: three per region.
+    expect(s.shards).toBe(6);
+    expect(s.connections.websocket).toBe(60);
     await publish(room, 1, 40);
     await waitUntil("every event everywhere", () => subs.every((x) => x.seqs.length >= 40));
     await sleep(100);
@@ -138,12 +138,12 @@ describe("fan-out shards", { timeout: 60_000 }, () => {
 
   it("loses nothing when a shard restarts mid-stream: its subscribers resume, the others never notice", async () => {
     const room = "shards-shard-restart";
-    const subs = await subscribers(room, 120, () => "weur");
-    expect((await stats(room)).shards).toBe(2);
+    const subs = await subscribers(room, 40, () => "weur");
+    expect((await stats(room)).shards).toBe(3);
     const going = publish(room, 1, 60);
     await waitUntil("the stream to be under way", () => subs.every((x) => x.seqs.length >= 10));
     const onShard = (await env.ROOM.getByName(`${room}/weur/0`).stats()).connections.websocket;
-    expect(onShard).toBeGreaterThan(40);
+    expect(onShard).toBe(10);
     await restart(`${room}/weur/0`);
     await going;
     await waitUntil("every event everywhere", () => subs.every((x) => x.seqs.length >= 60), 10_000, subs);
@@ -156,7 +156,7 @@ describe("fan-out shards", { timeout: 60_000 }, () => {
 
   it("loses nothing when the leader restarts mid-stream: shards catch up from its log", async () => {
     const room = "shards-leader-restart";
-    const subs = await subscribers(room, 120, () => "enam");
+    const subs = await subscribers(room, 40, () => "enam");
     const going = publish(room, 1, 30);
     await waitUntil("the stream to be under way", () => subs.every((x) => x.seqs.length >= 5));
     await going;
@@ -172,7 +172,58 @@ describe("fan-out shards", { timeout: 60_000 }, () => {
     await sleep(100);
     for (const x of subs) expect(x.seqs).toEqual(range(60));
     const resumed = subs.filter((x) => x.reconnects > 0).length;
-    expect(resumed).toBe(50);
+    expect(resumed).toBe(10);
     for (const x of subs) x.close();
+  });
+
+  it("fills the client's region's shards, counts every shard in stats and presence, and disconnects a user on all of them", async () => {
+    const room = "shards-regions";
+    const subs = await subscribers(room, 10, () => "weur");
+    const bobs = [await subscriber(room, "apac", "&user=bob"), await subscriber(room, "weur", "&user=bob")];
+    const apac = await subscribers(room, 10, () => "apac");
+    // The leader's 10, then bob in apac and weur, then the rest of apac on apac's shards (10 at most each).
+    const on = async (name: string) => (await env.ROOM.getByName(name).stats()).connections.websocket ?? 0;
+    const [apac0, apac1] = [await on(`${room}/apac/0`), await on(`${room}/apac/1`)];
+    expect(apac0 + apac1).toBe(11);
+    expect(apac0).toBeLessThanOrEqual(10);
+    expect(await on(`${room}/weur/0`)).toBe(1);
+    const s = await stats(room);
+    expect(s.shards).toBe(3);
+    expect(s.connections.websocket).toBe(22);
+    const res = await SELF.fetch(`https://relay.test/rooms/${room}/presence`);
+    const members = ((await res.json()) as { members: { user: string; connections: number; transports: string[] }[] })
+      .members;
+    expect(members.find((m) => m.user === "bob")).toMatchObject({ connections: 2, transports: ["websocket"] });
+    expect(members.reduce((n, m) => n + m.connections, 0)).toBe(22);
+    // An admin's disconnect reaches both of bob's shards.
+    for (const b of bobs) b.close = () => {};
+    expect(await env.ROOM.getByName(room).disconnectUser("bob")).toBe(2);
+    await waitUntil("bob's sockets to close", () => bobs.every((b) => b.ws.readyState === WebSocket.CLOSED));
+    for (const x of [...subs, ...apac]) x.close();
+  });
+
+  it("retires a shard once it is empty, and opens a new one when the room grows again", async () => {
+    const room = "shards-retire";
+    const subs = await subscribers(room, 15, () => "oc");
+    expect((await stats(room)).shards).toBe(1);
+    for (const x of subs.slice(10)) x.close();
+    // Past the 10 s a shard is kept after its last placement, its next push answer retires it.
+    await sleep(10_500);
+    await publish(room, 1, 1);
+    let retired = false;
+    for (let i = 0; i < 50 && !retired; i++) {
+      retired = (await stats(room)).shards === 0;
+      if (!retired) await sleep(100);
+    }
+    expect(retired).toBe(true);
+    const more = await subscribers(room, 5, () => "oc");
+    expect((await stats(room)).shards).toBe(1);
+    await publish(room, 2, 3);
+    await waitUntil("every event everywhere", () =>
+      [...subs.slice(0, 10).map((x) => x.seqs.length >= 3), ...more.map((x) => x.seqs.length >= 2)].every(Boolean),
+    );
+    for (const x of subs.slice(0, 10)) expect(x.seqs).toEqual([1, 2, 3]);
+    for (const x of more) expect(x.seqs).toEqual([2, 3]);
+    for (const x of [...subs.slice(0, 10), ...more]) x.close();
   });
 });
