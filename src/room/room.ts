@@ -424,7 +424,7 @@ export class Room extends DurableObject<RoomEnv> {
       this.#close(ws, "removed", "removed by an admin");
       n++;
     }
-    const onShards = await Promise.all(this.#shards.stubs().map((s) => s.disconnectUser(user)));
+    const onShards = await this.#askShards((s) => s.disconnectUser(user));
     return onShards.reduce((a, b) => a + b, n);
   }
 
@@ -468,8 +468,27 @@ export class Room extends DurableObject<RoomEnv> {
    * object and its shards (RPC).
    */
   async presence(): Promise<MemberData[]> {
-    const onShards = await Promise.all(this.#shards.stubs().map((s) => s.presence()));
+    const onShards = await this.#askShards((s) => s.presence());
     return mergeMembers([this.#localMembers(), ...onShards]);
+  }
+
+  /**
+   * Asks every shard (stats, presence, an admin's disconnect); a shard that cannot answer (it is
+   * restarting: its subscribers are resuming elsewhere) is left out rather than failing the call.
+   */
+  async #askShards<T>(ask: (shard: DurableObjectStub<Room>) => Promise<T>): Promise<T[]> {
+    const answers = await Promise.all(
+      this.#shards.stubs().map((s) =>
+        ask(s).then(
+          (value) => ({ value }),
+          (e) => {
+            console.warn("a shard did not answer", e);
+            return undefined;
+          },
+        ),
+      ),
+    );
+    return answers.flatMap((a) => (a ? [a.value] : []));
   }
 
   /** Who is connected to this object alone. */
@@ -481,7 +500,7 @@ export class Room extends DurableObject<RoomEnv> {
   async stats(): Promise<RoomStats> {
     const connections: Record<string, number> = {};
     for (const a of this.#connections.attachments()) connections[a.via] = (connections[a.via] ?? 0) + 1;
-    for (const s of await Promise.all(this.#shards.stubs().map((s) => s.stats()))) {
+    for (const s of await this.#askShards((s) => s.stats())) {
       for (const [via, n] of Object.entries(s.connections)) connections[via] = (connections[via] ?? 0) + n;
     }
     return {

@@ -175,7 +175,9 @@ export class ShardSet<S extends ShardStub = ShardStub> {
     s.stub.push(p).then(
       (r) => {
         s.failures = 0;
-        s.subscribers = r.subscribers;
+        // Subscribers placed lately may still be on their way to the shard: its count leaves them out.
+        const recent = Date.now() - s.placedAtMs <= PLACEMENT_GRACE_MS;
+        s.subscribers = recent ? Math.max(s.subscribers, r.subscribers) : r.subscribers;
         if (r.subscribers === 0) this.retire(s.name);
       },
       (e) => {

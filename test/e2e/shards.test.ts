@@ -13,7 +13,7 @@
  * with every message once.
  */
 import { type Client, createClient } from "@connectrpc/connect";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, onTestFailed } from "vitest";
 import { ChatService } from "../../src/gen/relay/v1/relay_pb";
 import { type DevServer, READY_TIMEOUT_MS, startDevServer } from "../../tools/dev-server";
 import {
@@ -70,6 +70,9 @@ interface Sub {
   resume(since: string, epoch: string): Promise<void>;
 }
 
+const T0 = Date.now();
+/** Milliseconds since this file started, for diagnostics. */
+const at = () => Date.now() - T0;
 const events = (s: Sub) => [...s.earlier.flat(), ...s.current()];
 const messages = (s: Sub) => events(s).filter((e) => e.kind === "message");
 const subscribedEvents = (s: Sub) => events(s).filter((e) => e.kind === "subscribed");
@@ -101,7 +104,11 @@ function wsSub(index: number, mode: WsMode, region: string): Promise<Sub> {
       headers,
       timeoutMs: 15_000,
     });
+    void ws.whenClosed.then(() => {
+      closedAt = at();
+    });
   };
+  let closedAt = 0;
   const sub: Sub = {
     index,
     user,
@@ -113,7 +120,7 @@ function wsSub(index: number, mode: WsMode, region: string): Promise<Sub> {
     socket: () => ws,
     healthy: () =>
       ws.closeFrame
-        ? `closed ${JSON.stringify(ws.closeFrame)}`
+        ? `closed ${JSON.stringify(ws.closeFrame)} at ${closedAt} ms`
         : ws.errors.length > 0
           ? `errors ${JSON.stringify(ws.errors)}`
           : undefined,
@@ -155,8 +162,14 @@ function sseSub(index: number, region: string): Sub {
 function connectSub(index: number, protocol: ConnectProtocol, client: Client<typeof ChatService>, region: string): Sub {
   const user = `u${index}`;
   const headers = { [REGION_HEADER]: region };
-  const open = (since: bigint, epoch = "") =>
-    new StreamRecorder((signal) => client.subscribe({ room, since, epoch, user }, { signal, headers }));
+  let endedAt = 0;
+  const open = (since: bigint, epoch = "") => {
+    const r = new StreamRecorder((signal) => client.subscribe({ room, since, epoch, user }, { signal, headers }));
+    void r.done.then(() => {
+      endedAt = at();
+    });
+    return r;
+  };
   let rec = open(0n);
   const sub: Sub = {
     index,
@@ -166,7 +179,7 @@ function connectSub(index: number, protocol: ConnectProtocol, client: Client<typ
     region,
     earlier: [],
     current: () => rec.events,
-    healthy: () => (rec.ended ? `ended ${rec.error?.message ?? "normally"}` : undefined),
+    healthy: () => (rec.ended ? `ended ${rec.error?.message ?? "normally"} at ${endedAt} ms` : undefined),
     close: () => rec.stop(),
     resume: async (since, epoch) => {
       sub.earlier.push([...rec.events]);
@@ -191,10 +204,21 @@ interface PresenceJson {
   members: { user: string; connections?: number; transports?: string[] }[];
 }
 
+let explained = false;
+/** On a failure (once per run): which subscribers are not as opened, and what the server printed. */
+function explainFailure(): void {
+  if (explained) return;
+  explained = true;
+  const unwell = subs.map((s) => [s.index, s.kind, s.region, s.healthy()] as const).filter(([, , , h]) => h);
+  console.log(`${unwell.length} subscribers not as opened:\n${unwell.map((u) => u.join(" ")).join("\n")}`);
+  console.log(`server output (tail):\n${server?.output().slice(-20_000)}`);
+}
+
 describe("fan-out shards over real sockets", () => {
   const expectedConnections: Record<Transport, number> = { websocket: 0, sse: 0, connect: 0 };
 
   it(`opens ${TOTAL} subscribers over WebSocket, SSE and Connect in three regions`, { timeout: 60_000 }, async () => {
+    onTestFailed(explainFailure);
     const transports = connectTransports(baseUrl);
     const clients = Object.fromEntries(
       Object.entries(transports).map(([k, t]) => [k, createClient(ChatService, t)]),
@@ -214,10 +238,13 @@ describe("fan-out shards over real sockets", () => {
     const started = Date.now();
     // In batches, each one subscribed before the next: the first 50 are the leader's, the rest on shards.
     for (let i = 0; i < TOTAL; i += OPEN_BATCH) {
-      const batch = await Promise.all(specs.slice(i, i + OPEN_BATCH).map((open) => open()));
+      const settled = await Promise.allSettled(specs.slice(i, i + OPEN_BATCH).map((open) => open()));
+      const batch = settled.flatMap((r) => (r.status === "fulfilled" ? [r.value] : []));
       subs.push(...batch);
+      const failed = settled.find((r) => r.status === "rejected");
+      if (failed) throw failed.reason;
       await waitFor(
-        `subscribers ${i}-${i + batch.length - 1} to be subscribed`,
+        `subscribers ${i}-${i + batch.length - 1} to be subscribed (${at()} ms)`,
         () => batch.every((s) => subscribedEvents(s).length === 1),
         15_000,
         () => batch.filter((s) => subscribedEvents(s).length !== 1).map((s) => [s.kind, s.healthy(), s.current()]),
@@ -235,6 +262,7 @@ describe("fan-out shards over real sockets", () => {
   });
 
   it("counts every shard's connections in stats", async () => {
+    onTestFailed(explainFailure);
     const r = await getJson<StatsWithShards>(baseUrl, `/rooms/${room}/stats`);
     expect(r.status).toBe(200);
     console.log(`stats: ${JSON.stringify({ shards: r.body.shards, connections: r.body.connections })}`);
@@ -244,6 +272,7 @@ describe("fan-out shards over real sockets", () => {
   });
 
   it("counts every shard's connections in presence", async () => {
+    onTestFailed(explainFailure);
     const r = await getJson<PresenceJson>(baseUrl, `/rooms/${room}/presence`);
     expect(r.status).toBe(200);
     const members = r.body.members;
@@ -257,6 +286,7 @@ describe("fan-out shards over real sockets", () => {
   it("delivers every message to every subscriber once, in order, while one of each transport resumes on a shard", {
     timeout: 60_000,
   }, async () => {
+    onTestFailed(explainFailure);
     // Past the leader's 50, so on a shard: a publisher, and a resumer of each transport (whose new
     // connection lands on a shard too, the leader being full).
     const onShard = subs.filter((s) => s.index >= SHARD_SIZE);
@@ -381,6 +411,7 @@ describe("fan-out shards over real sockets", () => {
   });
 
   it("counts the resumed connections once in stats and presence", async () => {
+    onTestFailed(explainFailure);
     // A closed SSE or Connect stream is noticed at its next write (a message, a heartbeat) at the latest.
     let last: unknown;
     const members = await waitForAsync(
