@@ -8,6 +8,12 @@
  * token `sub`; one shared scope for anonymous publishers) for as long as their event is stored:
  * one user's id can never make another's publish a "retry" of theirs.
  *
+ * Writes can be grouped ({@link RoomLog.appendLater} and {@link RoomLog.write}): the Durable
+ * Object commits once per event it handles, and a commit costs far more CPU than the rows in it
+ * (~0.6 ms for one row or 32, measured under workerd), so rows appended while frames and calls
+ * arrive are written together, in one commit, once they stop. Every read writes what waits first,
+ * so the log never looks shorter than what was appended.
+ *
  * Only publishers' own ids (`keyed = 1`) are in the unique index: the random UUIDs the room makes
  * for the rest are never looked up, and indexing them cost ~20 µs of CPU per insert-and-commit
  * (~140 µs instead of ~120, measured under wrangler dev with one commit per insert).
@@ -94,6 +100,8 @@ export class RoomLog {
   #epoch: string;
   #lastSeq: number;
   #lastTimeMs: number;
+  /** Appended, not yet written (see {@link appendLater}); with what each was appended as. */
+  #unwritten: { event: StoredEvent; keyed: boolean; owner: string; nowMs: number }[] = [];
 
   /** Opens (creating on first use) the log in `sql`. Cheap: runs on every Durable Object start. */
   constructor(sql: SqlStorage, retention: Retention) {
@@ -110,7 +118,14 @@ export class RoomLog {
       this.#epoch = newEpoch();
       sql.exec(`INSERT INTO meta (key, value) VALUES ('epoch', ?)`, this.#epoch);
     }
-    const last = sql
+    this.#lastSeq = 0;
+    this.#lastTimeMs = 0;
+    this.#readLast();
+  }
+
+  /** The newest offset and time, from what is stored. */
+  #readLast(): void {
+    const last = this.#sql
       .exec<{ seq: number; time_ms: number }>(`SELECT seq, time_ms FROM events ORDER BY seq DESC LIMIT 1`)
       .toArray()[0];
     this.#lastSeq = last?.seq ?? 0;
@@ -129,6 +144,7 @@ export class RoomLog {
 
   /** The oldest offset a reader can still get at `nowMs`; `lastSeq + 1` when nothing is retained. */
   firstAvailable(nowMs: number): number {
+    this.write();
     const floor = Math.max(1, this.#lastSeq - this.#retention.maxCount + 1);
     const row = this.#sql
       .exec<{ seq: number }>(
@@ -145,6 +161,17 @@ export class RoomLog {
    * original event instead (`duplicate: true`) and writes nothing.
    */
   append(input: { id?: string; user: string; text: string; owner?: string }, nowMs: number): AppendResult {
+    const result = this.appendLater(input, nowMs);
+    this.write();
+    return result;
+  }
+
+  /**
+   * Like {@link append}, but the row is written by the next {@link write} (or read): the caller
+   * calls it before it tells anyone of the event, so that the output gate holds that news until the
+   * row is committed. Rows appended in a row are written together, in one commit.
+   */
+  appendLater(input: { id?: string; user: string; text: string; owner?: string }, nowMs: number): AppendResult {
     const owner = input.owner ?? "";
     if (input.id) {
       const row = this.#byId(owner, input.id);
@@ -161,20 +188,52 @@ export class RoomLog {
       timeMs,
       text: input.text,
     };
-    this.#sql.exec(
-      `INSERT INTO events (seq, id, user, time_ms, text, keyed, owner) VALUES (?, ?, ?, ?, ?, ?, ?)`,
-      event.seq,
-      event.id,
-      event.user,
-      event.timeMs,
-      event.text,
-      input.id ? 1 : 0,
-      owner,
-    );
+    this.#unwritten.push({ event, keyed: !!input.id, owner, nowMs });
     this.#lastSeq = event.seq;
     this.#lastTimeMs = timeMs;
-    if (event.seq % TRIM_EVERY === 0) this.trim(nowMs);
     return { event, duplicate: false };
+  }
+
+  /** How many appended rows wait for {@link write}. */
+  get unwritten(): number {
+    return this.#unwritten.length;
+  }
+
+  /**
+   * Writes the rows appended since the last write, all or none: when one fails, those written
+   * before it are deleted again, the offsets go on from what is stored, and the error is thrown.
+   */
+  write(): void {
+    const rows = this.#unwritten;
+    if (rows.length === 0) return;
+    this.#unwritten = [];
+    const first = rows[0].event.seq;
+    let written = first - 1;
+    try {
+      for (const { event: e, keyed, owner } of rows) {
+        this.#sql.exec(
+          `INSERT INTO events (seq, id, user, time_ms, text, keyed, owner) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+          e.seq,
+          e.id,
+          e.user,
+          e.timeMs,
+          e.text,
+          keyed ? 1 : 0,
+          owner,
+        );
+        written = e.seq;
+      }
+    } catch (err) {
+      try {
+        this.#sql.exec(`DELETE FROM events WHERE seq >= ? AND seq <= ?`, first, written);
+      } finally {
+        this.#readLast();
+      }
+      throw err;
+    }
+    const last = rows[rows.length - 1];
+    // Trim when the write passed a multiple of TRIM_EVERY (every TRIM_EVERY rows, however grouped).
+    if (Math.floor(last.event.seq / TRIM_EVERY) > Math.floor((first - 1) / TRIM_EVERY)) this.trim(last.nowMs);
   }
 
   /** The retained events after `since`, oldest first, at most `limit` of them. */
@@ -201,10 +260,12 @@ export class RoomLog {
 
   /** The number of rows physically stored (for tests and metrics). */
   storedRows(): number {
+    this.write();
     return this.#sql.exec<{ n: number }>(`SELECT count(*) AS n FROM events`).one().n;
   }
 
   #byId(owner: string, id: string): Row | undefined {
+    this.write();
     return this.#sql
       .exec<Row>(`SELECT seq, id, user, time_ms, text FROM events WHERE owner = ? AND id = ? AND keyed = 1`, owner, id)
       .toArray()[0];

@@ -108,6 +108,8 @@ export interface SubscribeQuery {
 
 /** How long a subscriber placed on a shard waits for its opening from the leader before it is told to retry. */
 const SHARD_OPENING_TIMEOUT_MS = 10_000;
+/** Acks that wait for one log write at most (see #acked). */
+const ACKS_PER_COMMIT = 8;
 
 /** A WebSocket text frame holding U+FFFD: the runtime's replacement for bytes that were not UTF-8 (see handleFrame). */
 const REPLACEMENT = "\uFFFD";
@@ -127,6 +129,10 @@ export class Room extends DurableObject<RoomEnv> {
   /** Events stored but not yet fanned out (see #flush). */
   readonly #pending = new Batch();
   #flushScheduled = false;
+  /** Acks of publishes whose rows wait for the next flush's log write (see #flush). */
+  #acks: { ws: WebSocket; format: Format; frame: Frame; id: string }[] = [];
+  /** Settled by the next flush once the log is written: what a publish by RPC waits for. */
+  #written: { promise: Promise<void>; resolve: () => void; reject: (e: unknown) => void } | undefined;
   #flushes = 0;
   #flushedEvents = 0;
   #slowDisconnects = 0;
@@ -407,6 +413,8 @@ export class Room extends DurableObject<RoomEnv> {
   async publish(room: string, input: PublishInput, who: Principal): Promise<Result<PublishResult>> {
     try {
       const { event, duplicate } = await this.#inOrder(who, () => this.#publish(room, input, who));
+      // Answered once its row is written: the output gate then holds the answer until it is committed.
+      if (this.#log.unwritten > 0) await this.#nextWrite();
       return { ok: true, value: { event: event.data, duplicate } };
     } catch (e) {
       return { ok: false, error: errorData(e) };
@@ -562,10 +570,10 @@ export class Room extends DurableObject<RoomEnv> {
           : this.#inOrder(att.who, () => this.#publish(att.room, publish, att.who));
       if (done instanceof Promise)
         done.then(
-          (r) => this.#acked(ws, att, r),
+          (r) => this.#acked(ws, att, r, id),
           (e) => this.#refused(ws, att, e, id),
         );
-      else this.#acked(ws, att, done);
+      else this.#acked(ws, att, done, id);
     } catch (e) {
       this.#refused(ws, att, e, id);
     }
@@ -584,12 +592,25 @@ export class Room extends DurableObject<RoomEnv> {
     return { event: new EncodedEvent(r.value.event), duplicate: r.value.duplicate };
   }
 
-  #acked(ws: WebSocket, att: Attachment, result: { event: EncodedEvent; duplicate: boolean }): void {
+  /**
+   * Queues the ack of a stored publish for the next flush, which writes the log first: the
+   * publishes that arrive meanwhile share its commit.
+   */
+  #acked(ws: WebSocket, att: Attachment, result: { event: EncodedEvent; duplicate: boolean }, id: string): void {
     // Plain mode has no ack: the echo of the event is its answer, so it goes out now (with
-    // whatever else is waiting, in order) instead of at the next timer tick.
-    if (att.format === "plain") this.#flush();
+    // whatever else is waiting, in order) instead of at the next timer tick. A plain publisher
+    // confirms what it got by sending, so an echo held back would count as unread.
+    if (att.format === "plain") {
+      this.#flush();
+      return;
+    }
     const ack = encodeAck(att.format, result.event, result.duplicate);
-    if (ack !== undefined) this.#deliver(ws, att.format, ack);
+    if (ack === undefined) return;
+    this.#acks.push({ ws, format: att.format, frame: ack, id });
+    // A few acks share a commit; more would hold the first ones back for little gain: a flush now
+    // lets this commit run while the next frames arrive (a publisher's window keeps coming).
+    if (this.#acks.length >= ACKS_PER_COMMIT) this.#flush();
+    else this.#scheduleFlush();
   }
 
   /**
@@ -727,7 +748,7 @@ export class Room extends DurableObject<RoomEnv> {
   #publish(room: string, input: PublishInput, who: Principal): { event: EncodedEvent; duplicate: boolean } {
     this.#takeUserRate(who);
     const valid = parsePublish(input, this.#settings.maxMessageBytes, { name: who.user, fixed: who.userFixed });
-    const { event, duplicate } = this.#log.append({ ...valid, owner: who.owner }, Date.now());
+    const { event, duplicate } = this.#log.appendLater({ ...valid, owner: who.owner }, Date.now());
     const e = new EncodedEvent(this.#event(room, event));
     // A retry is answered with the original event and not fanned out again.
     if (!duplicate) this.#enqueue(e);
@@ -743,10 +764,29 @@ export class Room extends DurableObject<RoomEnv> {
   #enqueue(e: EncodedEvent): void {
     if (!this.#pending.fits(e)) this.#flush();
     this.#pending.add(e);
+    this.#scheduleFlush();
+  }
+
+  #scheduleFlush(): void {
     if (!this.#flushScheduled) {
       this.#flushScheduled = true;
       setTimeout(() => this.#flush(), 0);
     }
+  }
+
+  /** Settles once the next flush has written the log (or failed to). */
+  #nextWrite(): Promise<void> {
+    if (!this.#written) {
+      let resolve = () => {};
+      let reject: (e: unknown) => void = () => {};
+      const promise = new Promise<void>((res, rej) => {
+        resolve = res;
+        reject = rej;
+      });
+      this.#written = { promise, resolve, reject };
+    }
+    this.#scheduleFlush();
+    return this.#written.promise;
   }
 
   /**
@@ -759,6 +799,23 @@ export class Room extends DurableObject<RoomEnv> {
    */
   #flush(): void {
     this.#flushScheduled = false;
+    const acks = this.#acks;
+    const written = this.#written;
+    this.#acks = [];
+    this.#written = undefined;
+    // The rows of everything below are written first, in one commit: the output gate holds every
+    // frame sent after it until that commit is done.
+    try {
+      this.#log.write();
+    } catch (e) {
+      // Nothing waiting was stored (the log's write is all or none): refuse it all.
+      this.#pending.take();
+      for (const a of acks) this.#deliver(a.ws, a.format, encodeError(a.format, errorData(e), a.id));
+      written?.reject(e);
+      return;
+    }
+    written?.resolve();
+    for (const a of acks) this.#deliver(a.ws, a.format, a.frame);
     const events = this.#pending.take();
     if (events.length === 0) return;
     const started = performance.now();

@@ -9,7 +9,7 @@ import { cors as connectCors } from "@connectrpc/connect";
 import { cors } from "hono/cors";
 import { Hono } from "hono/tiny";
 import { discardBody } from "../edge/body";
-import type { RelayEnv } from "../edge/context";
+import type { RelayContext, RelayEnv } from "../edge/context";
 import { RelayError } from "../errors";
 import { parseRoomName } from "../protocol/rules";
 import { normaliseOrigin, readSettings } from "../settings";
@@ -51,18 +51,28 @@ app.get("/healthz", (c) => c.json({ ok: true }));
 
 // Browsers on other origins (connect-web, EventSource, fetch) need CORS. Only listed origins get
 // it; "*" only when ALLOWED_ORIGINS says so.
-app.use("*", (c, next) => {
-  const allowed = c.var.settings.allowedOrigins;
-  return cors({
-    origin: (origin) => {
-      const o = normaliseOrigin(origin);
-      return o !== undefined && listed(o, allowed) ? origin : null;
-    },
-    allowMethods: [...connectCors.allowedMethods],
-    allowHeaders: [...connectCors.allowedHeaders, "Last-Event-ID", "Idempotency-Key"],
-    exposeHeaders: [...connectCors.exposedHeaders, ERROR_CODE_KEY],
-    maxAge: 7200,
-  })(c, next);
+const corsMiddleware = cors({
+  origin: (origin, c: RelayContext) => {
+    const o = normaliseOrigin(origin);
+    return o !== undefined && listed(o, c.var.settings.allowedOrigins) ? origin : null;
+  },
+  allowMethods: [...connectCors.allowedMethods],
+  allowHeaders: [...connectCors.allowedHeaders, "Last-Event-ID", "Idempotency-Key"],
+  exposeHeaders: [...connectCors.exposedHeaders, ERROR_CODE_KEY],
+  maxAge: 7200,
+});
+app.use("*", async (c, next) => {
+  if (c.req.header("Origin") !== undefined || c.req.method === "OPTIONS") return corsMiddleware(c, next);
+  // Not a CORS request (no Origin): no CORS headers, only `Vary: Origin`, so that a cache never
+  // hands this answer to a browser's request. Added in place: Hono's cors would make the response
+  // twice more (a Response costs the runtime as much as the rest of a publish's Worker side).
+  await next();
+  try {
+    c.res.headers.append("Vary", "Origin");
+  } catch {
+    // Immutable headers (a response from a Durable Object): a copy that can take it.
+    c.header("Vary", "Origin", { append: true });
+  }
 });
 
 app.use("/rooms/:room/*", async (c, next) => {

@@ -36,8 +36,9 @@ export function originAllowed(
   requestUrl: string,
   allowed: readonly string[],
 ): boolean {
+  if (origin === undefined && fetchSite === undefined) return true;
   const own = new URL(requestUrl);
-  if (origin === undefined) return fetchSite === undefined || servedHost(own, allowed);
+  if (origin === undefined) return servedHost(own, allowed);
   const o = normaliseOrigin(origin);
   if (o === undefined) return false;
   if (listed(o, allowed)) return true;

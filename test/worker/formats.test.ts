@@ -8,7 +8,7 @@ import { create, fromBinary, fromJsonString, toBinary, toJsonString } from "@buf
 import { createAsyncIterable, pipe, transformSplitEnvelope } from "@connectrpc/connect/protocol";
 import { describe, expect, it } from "vitest";
 import { ChatEventSchema, ClientFrameSchema, ServerFrameSchema } from "../../src/gen/relay/v1/relay_pb";
-import { EncodedEvent, type EventData, toChatEvent } from "../../src/protocol/events";
+import { EncodedEvent, type EventData, eventJson, toChatEvent } from "../../src/protocol/events";
 import {
   decodeClientFrame,
   encodeAck,
@@ -68,6 +68,23 @@ describe("json and proto frames", () => {
     const subscribed = event(0, "", { kind: "subscribed", resumeAfter: 41, firstSeq: 1, lastSeq: 50 });
     const frame = fromJsonString(ServerFrameSchema, encodeEvents("json", [subscribed])[0] as string);
     expect(frame.frame.case === "event" && frame.frame.value.resumeAfter).toBe(41n);
+  });
+
+  it("write an event's JSON exactly as protobuf-es does: every field set or left out, awkward strings", () => {
+    const texts = ["", "a", 'q " \\ \n \t \u0000 \u2028 ünï 🎉 </script>', "\uFEFFbom", "x".repeat(3000)];
+    const extras: Partial<EventData>[] = [
+      {},
+      { kind: "gap", firstSeq: 3, lastSeq: 9, reason: "retention", resumeAfter: 9 },
+      { kind: "subscribed", firstSeq: 0, reason: "" },
+      { kind: "" as EventData["kind"], timeMs: -5 },
+      { seq: 2 ** 53 - 1, timeMs: 0 },
+    ];
+    for (const text of texts) {
+      for (const extra of extras) {
+        const data: EventData = { ...event(7, text).data, room: text && "r", id: text, user: text, ...extra };
+        expect(eventJson(data)).toBe(toJsonString(ChatEventSchema, toChatEvent(data)));
+      }
+    }
   });
 
   it("pick the format from the subprotocol offer", () => {

@@ -101,6 +101,29 @@ describe("RoomLog", () => {
       expect(log.append({ id: "x", user: "u", text: "second x" }, 13).duplicate).toBe(false);
     }));
 
+  it("groups writes: rows appended later are written together, before any read, all or none", () =>
+    withSql("log-later", (sql) => {
+      const log = new RoomLog(sql, keepAll);
+      const seqs = ["a", "b", "c"].map((text, i) => log.appendLater({ user: "u", text }, 10 + i).event.seq);
+      expect(seqs).toEqual([1, 2, 3]);
+      expect(log.unwritten).toBe(3);
+      expect(sql.exec(`SELECT count(*) AS n FROM events`).one().n).toBe(0);
+      // A read (here a retry's lookup by id) writes what waits first.
+      expect(log.read(0, 10, 20).map((e) => e.text)).toEqual(["a", "b", "c"]);
+      expect(log.unwritten).toBe(0);
+      log.appendLater({ id: "k", user: "u", text: "d" }, 20);
+      expect(log.appendLater({ id: "k", user: "u", text: "again" }, 21)).toMatchObject({ duplicate: true });
+      // A write that fails part way stores none of its rows, and offsets go on from what is stored.
+      log.appendLater({ user: "u", text: "e" }, 30);
+      log.appendLater({ user: "u", text: "f" }, 31);
+      sql.exec(
+        `INSERT INTO events (seq, id, user, time_ms, text, keyed, owner) VALUES (6, 'x', 'u', 31, 'in the way', 0, '')`,
+      );
+      expect(() => log.write()).toThrow();
+      expect(log.read(0, 10, 40).map((e) => e.text)).toEqual(["a", "b", "c", "d", "in the way"]);
+      expect(log.append({ user: "u", text: "g" }, 40).event.seq).toBe(7);
+    }));
+
   it("applies age retention, keeps the newest row so offsets continue, and never goes back in time", () =>
     withSql("log-age", (sql) => {
       const log = new RoomLog(sql, { maxCount: 100, maxAgeMs: 1000 });

@@ -6,11 +6,13 @@
  */
 import { createConnectRouter, createContextValues } from "@connectrpc/connect";
 import {
+  createAsyncIterable,
   type UniversalHandler,
+  type UniversalServerResponse,
   universalServerRequestFromFetch,
-  universalServerResponseToFetch,
 } from "@connectrpc/connect/protocol";
 import { discardBody } from "../../edge/body";
+import { joinBytes } from "../../edge/byte-stream";
 import type { RelayContext } from "../../edge/context";
 import { RelayError } from "../../errors";
 import { ChatService } from "../../gen/relay/v1/relay_pb";
@@ -98,9 +100,36 @@ export async function connectRoute(c: RelayContext): Promise<Response> {
     timeoutMs: settings.bodyTimeoutMs,
   });
   if (checked instanceof Response) return checked;
+  const uReq =
+    checked === null
+      ? universalServerRequestFromFetch(req, { httpVersion: "1.1" })
+      : // The body already read, as it is: no second Request and stream around it.
+        {
+          httpVersion: "1.1",
+          method: req.method,
+          url: req.url,
+          header: req.headers,
+          signal: req.signal,
+          body: createAsyncIterable([checked]),
+        };
   const uRes = await handler({
-    ...universalServerRequestFromFetch(checked, { httpVersion: "1.1" }),
+    ...uReq,
     contextValues: createContextValues().set(callKey, { env: c.env, settings, request: req }),
   });
-  return universalServerResponseToFetch(uRes);
+  return unaryResponse(uRes);
+}
+
+/**
+ * A unary call's answer with its body as bytes: it is one message, complete once the handler
+ * returns, so it needs no JavaScript stream pulling it chunk by chunk into the Response (what
+ * Connect's universalServerResponseToFetch makes, for every body).
+ */
+async function unaryResponse(uRes: UniversalServerResponse): Promise<Response> {
+  let body: Uint8Array | null = null;
+  if (uRes.body !== undefined) {
+    const chunks: Uint8Array[] = [];
+    for await (const chunk of uRes.body) chunks.push(chunk);
+    body = joinBytes(chunks);
+  }
+  return new Response(body, { status: uRes.status, headers: uRes.header });
 }

@@ -65,16 +65,16 @@ function envelopePayload(body: Uint8Array): Uint8Array {
 
 /**
  * Reads a unary request within `maxBytes` and `timeoutMs` and, when binary, parses it as `input`.
- * Returns an error response for an oversized, slow or malformed one, or a request with the same
- * (buffered) body to hand on to Connect.
+ * Returns an error response for an oversized, slow or malformed one, or the (buffered) body to
+ * hand on to Connect; null for a request that is not a POST (a GET carries its message in the URL).
  */
 export async function checkRequest(
   req: Request,
   input: DescMessage,
   o: { maxBytes: number; timeoutMs: number },
-): Promise<Request | Response> {
+): Promise<Uint8Array | Response | null> {
   const contentType = req.headers.get("Content-Type") ?? "";
-  if (req.method !== "POST") return req;
+  if (req.method !== "POST") return null;
   const kind = protocolOf(contentType);
   if (!kind) {
     // Connect would answer 415 holding the body unread, which breaks the connection it came on
@@ -93,7 +93,7 @@ export async function checkRequest(
         throw new RelayError("invalid_argument", `malformed ${input.typeName}: ${(e as Error).message}`);
       }
     }
-    return new Request(req, { body });
+    return body;
   } catch (e) {
     return errorResponse(protocol, contentType, toConnectError(e));
   }

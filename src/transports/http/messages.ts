@@ -23,6 +23,9 @@ import { type PublishInput, parseOffset } from "../../protocol/rules";
 /** Every field present, as clients of the HTTP routes expect (the JSON mapping omits defaults). */
 const ALL_FIELDS = { alwaysEmitImplicit: true } as const;
 
+/** Decodes a whole body at once (no stream state carries over between calls), refusing bytes that are not UTF-8. */
+const strictUtf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: false });
+
 /** The media type of a Content-Type header, without parameters, lower case. */
 function mediaType(contentType: string | undefined): string {
   return (contentType ?? "").split(";")[0].trim().toLowerCase();
@@ -57,7 +60,7 @@ export async function publishRoute(c: RelayContext): Promise<Response> {
   const bytes = await readBody(c.req.raw, { maxBytes: maxFrameBytes, timeoutMs: bodyTimeoutMs });
   let body: string;
   try {
-    body = new TextDecoder("utf-8", { fatal: true, ignoreBOM: false }).decode(bytes);
+    body = strictUtf8.decode(bytes);
   } catch {
     throw new RelayError("invalid_encoding", "body is not valid UTF-8");
   }
