@@ -19,7 +19,7 @@ import { bundleSize, devStartSeconds } from "./workloads/startup";
 const quick = process.argv.includes("--quick");
 // `--only=fanout,publish` and `--runtime=workerd` narrow a run (for trying a change); such a run
 // prints its table and writes nothing (but the file named by `--json=<file>`). Workloads: fanout,
-// mixed, bridged, shards, publish, resume, memory (memory levels off, and slow consumers), slow-consumer
+// window1, mixed, bridged, shards, publish, resume, memory (memory levels off, and slow consumers), slow-consumer
 // (only the latter), idle, startup.
 const arg = (name: string) => process.argv.find((a) => a.startsWith(`--${name}=`))?.split("=")[1];
 const only = arg("only")?.split(",");
@@ -110,6 +110,7 @@ const results: BenchResults = {
   mixed: {},
   bridged: {},
   shards: {},
+  window1: {},
   publish: {},
   resume: {},
   idle: [],
@@ -164,6 +165,28 @@ for (const runtime of runtimes) {
         }
       }
       for (const [name, r] of Object.entries(runs)) results.fanout[`${name}/${runtime}`] = summarizeRuns(r);
+    } finally {
+      await servers.floor.stop();
+      await servers.relay.stop();
+    }
+  }
+
+  // 1b. One message at a time (window 1): latency with nothing to coalesce, the relay against the
+  // bare floor, in turns.
+  if (want("window1")) {
+    const servers = { floor: await startServer("floor", runtime), relay: await startServer("relay", runtime) };
+    try {
+      const runs: Record<string, FanoutResult[]> = { floor: [], relay: [] };
+      for (let i = 0; i < cfg.reps; i++) {
+        for (const name of ["floor", "relay"] as const) {
+          log(`window 1 ${name} ${runtime}, ${cfg.subscribers} subscribers, run ${i + 1}/${cfg.reps}`);
+          const protocol = name === "relay" ? "relay.v1.json" : undefined;
+          runs[name].push(
+            (await fanout(servers[name], { ...cfg, transports: ["websocket"], window: 1, protocol })).result,
+          );
+        }
+      }
+      for (const [name, r] of Object.entries(runs)) results.window1[`${name}/${runtime}`] = summarizeRuns(r);
     } finally {
       await servers.floor.stop();
       await servers.relay.stop();

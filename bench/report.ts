@@ -19,6 +19,8 @@ export interface BenchResults {
   bridged: Record<string, Figures>;
   /** `${layout}/${runtime}` → fan-out figures of the largest room, on one object or with shards. */
   shards: Record<string, Figures>;
+  /** `${target}/${runtime}` → fan-out figures with one message in flight. */
+  window1: Record<string, Figures>;
   /** `${target}/${transport}/${runtime}` → publish figures. */
   publish: Record<string, Figures>;
   /** `${transport}/${runtime}` → seconds. */
@@ -54,7 +56,7 @@ export function markdown(r: BenchResults): string {
   );
   for (const rt of RUNTIMES) {
     // A run of a few workloads (`--only`) leaves out what it did not measure.
-    const measured = [r.fanout, r.mixed, r.bridged, r.publish, r.resume].some((o) =>
+    const measured = [r.fanout, r.window1, r.mixed, r.bridged, r.publish, r.resume].some((o) =>
       Object.keys(o).some((k) => k === rt || k.endsWith(`/${rt}`)),
     );
     if (!measured) continue;
@@ -72,6 +74,7 @@ export function markdown(r: BenchResults): string {
     out.push(
       `| fan-out, WebSocket | deliveries/s | ${fmt(relay?.deliveriesPerSec)} | ${fmt(floor?.deliveriesPerSec)} | ${check(ratio(relay?.deliveriesPerSec, floor?.deliveriesPerSec), (x) => x >= 0.8, "≥ 0.8")} |`,
       `| fan-out, WebSocket | p50 / p99 ms | ${fmt(relay?.p50Ms)} / ${fmt(relay?.p99Ms)} | ${fmt(floor?.p50Ms)} / ${fmt(floor?.p99Ms)} | ${check(ratio(relay?.p99Ms, floor?.p99Ms), (x) => x <= 1.25, "p99 ≤ 1.25")} |`,
+      `| fan-out one message at a time (window 1), WebSocket | p50 / p99 ms | ${fmt(r.window1[`relay/${rt}`]?.p50Ms)} / ${fmt(r.window1[`relay/${rt}`]?.p99Ms)} | ${fmt(r.window1[`floor/${rt}`]?.p50Ms)} / ${fmt(r.window1[`floor/${rt}`]?.p99Ms)} | ${check(ratio(r.window1[`relay/${rt}`]?.p99Ms, r.window1[`floor/${rt}`]?.p99Ms), (x) => x <= 1.1, "p99 ≤ 1.1")} |`,
       `| fan-out, WebSocket | events per frame (the relay's coalescing) | ${fmt(relay?.eventsPerFlush)} | 1 | |`,
       `| fan-out, WebSocket, relay in plain mode (one frame per event, no batches) | deliveries/s; p99 ms | ${fmt(plainFan?.deliveriesPerSec)}; ${fmt(plainFan?.p99Ms)} | ${fmt(floor?.deliveriesPerSec)}; ${fmt(floor?.p99Ms)} | ${num(ratio(plainFan?.deliveriesPerSec, floor?.deliveriesPerSec))}×; p99 ${num(ratio(plainFan?.p99Ms, floor?.p99Ms))}× |`,
       `| fan-out, WebSocket | server CPU µs per delivery | ${fmt(relay?.serverCpuPerDeliveryUs)} | ${fmt(floor?.serverCpuPerDeliveryUs)} | ${num(ratio(relay?.serverCpuPerDeliveryUs, floor?.serverCpuPerDeliveryUs))}× |`,
