@@ -59,17 +59,8 @@ function openWs(i) {
     });
     ws.once("unexpected-response", (_req, res) => {
       clearTimeout(t);
-      let body = "";
-      res.on("data", (d) => {
-        body += d;
-      });
-      res.on("end", () => {
-        let error = "";
-        try {
-          const e = JSON.parse(body).error;
-          error = ` ${e.code}: ${e.message}`;
-        } catch {}
-        sub.refusal = `HTTP ${res.statusCode}${error}`;
+      readRefusal(res, (refusal) => {
+        sub.refusal = refusal;
         ws.terminate();
         done();
       });
@@ -84,6 +75,22 @@ function openWs(i) {
       sub.refusal ??= `close ${code} ${String(reason)}`;
       done();
     });
+  });
+}
+
+/** Reads a refused answer's body: "HTTP <status> <code>: <message>" (the relay's JSON error), to `then`. */
+function readRefusal(res, then) {
+  let body = "";
+  res.on("data", (d) => {
+    body += d;
+  });
+  res.on("end", () => {
+    let error = "";
+    try {
+      const e = JSON.parse(body).error;
+      error = ` ${e.code}: ${e.message}`;
+    } catch {}
+    then(`HTTP ${res.statusCode}${error}`);
   });
 }
 
@@ -104,17 +111,8 @@ function openSse(i) {
           settled(sub);
           return;
         }
-        let body = "";
-        res.on("data", (d) => {
-          body += d;
-        });
-        res.on("end", () => {
-          let error = "";
-          try {
-            const e = JSON.parse(body).error;
-            error = ` ${e.code}: ${e.message}`;
-          } catch {}
-          sub.refusal = `HTTP ${res.statusCode}${error}`;
+        readRefusal(res, (refusal) => {
+          sub.refusal = refusal;
           settled(sub);
         });
       },
