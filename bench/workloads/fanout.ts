@@ -142,17 +142,19 @@ export async function fanout(
     }
   }
   await sleep(500); // let every subscription reach the room
+  const roomStats = async () =>
+    server.target === "relay"
+      ? ((await (await fetch(`${server.baseUrl}/rooms/${room}/stats`)).json()) as RoomStatsJson)
+      : undefined;
+  // The room's counters before and after (RoomStats.fanOutUs over flushedEvents: the whole run's mean;
+  // read while nothing is published, so that the request does not wait behind a flooded room).
+  const stats0 = await roomStats();
   // The publisher speaks the subscribers' protocol: in plain mode the echo of each publish is its
   // answer, which the relay sends at once, so a plain publisher's events are not batched.
   [publisher] = await openSockets(roomWsUrl(server, room, o.floorKind), 1, o.protocol);
 
   publish();
   await sleep(o.warmupMs);
-  const roomStats = async () =>
-    server.target === "relay"
-      ? ((await (await fetch(`${server.baseUrl}/rooms/${room}/stats`)).json()) as RoomStatsJson)
-      : undefined;
-  const stats0 = await roomStats();
   measuring = true;
   const start = performance.now();
   const cpu0 = { server: serverCpuSeconds(), load: loadCpuSeconds() };
@@ -161,13 +163,14 @@ export async function fanout(
   measuring = false;
   const elapsed = (performance.now() - start) / 1000;
   const cpu1 = { server: serverCpuSeconds(), load: loadCpuSeconds() };
-  const stats1 = await roomStats();
+
   const stopAt = sent;
   publisher.removeAllListeners();
   const last = publisher;
   publisher = undefined; // stop publishing; let what is in flight arrive
   const drainUntil = Date.now() + 10_000;
   while (inflight > 0 && Date.now() < drainUntil) await sleep(20);
+  const stats1 = await roomStats();
 
   let eventsPerFlush = 1;
   let roomFanOutUsPerMessage = 0;

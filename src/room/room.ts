@@ -128,7 +128,11 @@ export class Room extends DurableObject<RoomEnv> {
   readonly #startedAtMs = Date.now();
   /** Events stored but not yet fanned out (see #flush). */
   readonly #pending = new Batch();
-  #flushScheduled = false;
+  /**
+   * The timer of the next flush: one at a time. A flush that runs sooner (a full batch, a plain-mode
+   * echo, 8 acks) leaves it be, so a busy room never piles up timers (a request may hold 10,000).
+   */
+  #flushTimer: ReturnType<typeof setTimeout> | undefined;
   /** Acks of publishes whose rows wait for the next flush's log write (see #flush). */
   #acks: { ws: WebSocket; format: Format; frame: Frame; id: string }[] = [];
   /** Settled by the next flush once the log is written: what a publish by RPC waits for. */
@@ -768,10 +772,11 @@ export class Room extends DurableObject<RoomEnv> {
   }
 
   #scheduleFlush(): void {
-    if (!this.#flushScheduled) {
-      this.#flushScheduled = true;
-      setTimeout(() => this.#flush(), 0);
-    }
+    if (this.#flushTimer !== undefined) return;
+    this.#flushTimer = setTimeout(() => {
+      this.#flushTimer = undefined;
+      this.#flush();
+    }, 0);
   }
 
   /** Settles once the next flush has written the log (or failed to). */
@@ -798,7 +803,6 @@ export class Room extends DurableObject<RoomEnv> {
    * can get its ack before the frame that carries its event.
    */
   #flush(): void {
-    this.#flushScheduled = false;
     const acks = this.#acks;
     const written = this.#written;
     this.#acks = [];
