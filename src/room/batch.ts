@@ -35,6 +35,12 @@ export class Batch {
     this.#size += sizeOf(e);
   }
 
+  /** Drops the events after offset `seq` (their rows were not written). */
+  dropAfter(seq: number): void {
+    this.#events = this.#events.filter((e) => e.data.seq <= seq);
+    this.#size = this.#events.reduce((n, e) => n + sizeOf(e), 0);
+  }
+
   /** Its events, in order, leaving it empty. */
   take(): EncodedEvent[] {
     const events = this.#events;

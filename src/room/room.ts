@@ -613,7 +613,7 @@ export class Room extends DurableObject<RoomEnv> {
     this.#acks.push({ ws, format: att.format, frame: ack, id });
     // A few acks share a commit; more would hold the first ones back for little gain: a flush now
     // lets this commit run while the next frames arrive (a publisher's window keeps coming).
-    if (this.#acks.length >= ACKS_PER_COMMIT) this.#flush();
+    if (this.#acks.length >= ACKS_PER_COMMIT) this.#commit();
     else this.#scheduleFlush();
   }
 
@@ -803,23 +803,11 @@ export class Room extends DurableObject<RoomEnv> {
    * can get its ack before the frame that carries its event.
    */
   #flush(): void {
-    const acks = this.#acks;
-    const written = this.#written;
-    this.#acks = [];
-    this.#written = undefined;
-    // The rows of everything below are written first, in one commit: the output gate holds every
-    // frame sent after it until that commit is done.
-    try {
-      this.#log.write();
-    } catch (e) {
-      // Nothing waiting was stored (the log's write is all or none): refuse it all.
-      this.#pending.take();
-      for (const a of acks) this.#deliver(a.ws, a.format, encodeError(a.format, errorData(e), a.id));
-      written?.reject(e);
+    if (!this.#commit()) {
+      // Events written by an earlier commit are still waiting: they go out at the next tick.
+      if (this.#pending.length > 0) this.#scheduleFlush();
       return;
     }
-    written?.resolve();
-    for (const a of acks) this.#deliver(a.ws, a.format, a.frame);
     const events = this.#pending.take();
     if (events.length === 0) return;
     const started = performance.now();
@@ -832,6 +820,32 @@ export class Room extends DurableObject<RoomEnv> {
       );
     }
     this.#fanOutUs += (performance.now() - started) * 1000;
+  }
+
+  /**
+   * Writes the rows of the publishes waiting, in one commit, and sends their acks (the output gate
+   * holds every frame sent after the write until the commit is done); their events wait for the
+   * fan-out at the next tick, so that acks sent early (8 waiting) do not cut the batch short.
+   * False when the write failed: those publishes are refused, and their events dropped.
+   */
+  #commit(): boolean {
+    const acks = this.#acks;
+    const written = this.#written;
+    this.#acks = [];
+    this.#written = undefined;
+    try {
+      this.#log.write();
+    } catch (e) {
+      // The write is all or none: the rows it held are gone, and so are their events (the ones
+      // after the log's end); events written by an earlier commit still go out.
+      this.#pending.dropAfter(this.#log.lastSeq);
+      for (const a of acks) this.#deliver(a.ws, a.format, encodeError(a.format, errorData(e), a.id));
+      written?.reject(e);
+      return false;
+    }
+    written?.resolve();
+    for (const a of acks) this.#deliver(a.ws, a.format, a.frame);
+    return true;
   }
 
   /** Sends events to this object's subscribers. */
