@@ -146,8 +146,8 @@ export class Room extends DurableObject<RoomEnv> {
   readonly #departed = new WeakSet<WebSocket>();
   /** As a room's leader: its fan-out shards. */
   readonly #shards: ShardSet<DurableObjectStub<Room>>;
-  /** As a fan-out shard: its place in the leader's stream, and its name. */
-  #upstream: { name: string; room: string; stream: Upstream } | undefined;
+  /** As a fan-out shard: its place in the leader's stream. */
+  #upstream: Upstream | undefined;
   /** As a fan-out shard: subscribers waiting for their opening, by token (see #subscribeOnShard). */
   readonly #openings = new Map<string, (o: ShardOpening, late: boolean) => void>();
   /** As a fan-out shard: its leader's stub (see #toLeader). */
@@ -170,14 +170,14 @@ export class Room extends DurableObject<RoomEnv> {
     // A client's liveness check is answered by the runtime, even while the room hibernates.
     ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair(HEARTBEAT_TEXT, HEARTBEAT_TEXT));
     // The shard set keeps one stub per shard and makes a new one after a failure.
-    this.#shards = new ShardSet(ctx.storage.sql, (name, region) => this.#namespace().getByName(name, hintOf(region)));
+    this.#shards = new ShardSet(
+      ctx.storage.sql,
+      (name, region) => this.#namespace().getByName(name, hintOf(region)),
+      (shard) => this.#sync(shard),
+    );
     // Events stored before a restart may not have reached the shards: each one checks its place
     // against the log (and fills what it missed). Cheap: one call per shard per wake-up.
-    if (this.#shards.size > 0)
-      this.#shards.push(
-        (shard) => this.#sync(shard),
-        (shard) => this.#sync(shard),
-      );
+    if (this.#shards.size > 0) this.#shards.push((shard) => this.#sync(shard));
   }
 
   /**
@@ -346,11 +346,7 @@ export class Room extends DurableObject<RoomEnv> {
       this.#event(q.room, e),
     );
     const push = this.#sync(q.shard, [{ token, ...open }]);
-    this.#shards.push(
-      () => push,
-      (shard) => this.#sync(shard),
-      q.shard,
-    );
+    this.#shards.push(() => push, q.shard);
     return null;
   }
 
@@ -367,9 +363,9 @@ export class Room extends DurableObject<RoomEnv> {
 
   /** This object as the fan-out shard `name`: its upstream, made on first use. */
   #asShard(name: string): Upstream {
-    if (this.#upstream) return this.#upstream.stream;
+    if (this.#upstream) return this.#upstream;
     const room = parseShardName(name)?.room ?? "";
-    const stream = new Upstream({
+    this.#upstream = new Upstream({
       fanOut: (events) => this.#fanOut(events.map((e) => new EncodedEvent(e))),
       open: (o, late) => this.#openings.get(o.token)?.(o, late),
       read: async (after) => {
@@ -381,8 +377,7 @@ export class Room extends DurableObject<RoomEnv> {
         for (const ws of this.#connections.open()) this.#close(ws, "going_away", reason);
       },
     });
-    this.#upstream = { name, room, stream };
-    return stream;
+    return this.#upstream;
   }
 
   /** A push with no events: the end of the log (a shard behind it fills the gap), and openings. */
@@ -814,10 +809,7 @@ export class Room extends DurableObject<RoomEnv> {
     this.#fanOut(events);
     if (this.#shards.size > 0) {
       const data = events.map((e) => e.data);
-      this.#shards.push(
-        (shard) => ({ shard, epoch: this.#log.epoch, from: data[0].seq, events: data }),
-        (shard) => this.#sync(shard),
-      );
+      this.#shards.push((shard) => ({ shard, epoch: this.#log.epoch, from: data[0].seq, events: data }));
     }
     this.#fanOutUs += (performance.now() - started) * 1000;
   }

@@ -71,6 +71,8 @@ interface Shard<S extends ShardStub> {
   placedAtMs: number;
   /** Pushes in a row that failed (the next push retries with a sync). */
   failures: number;
+  /** A sync after a failure is waiting (one at a time). */
+  retrying: boolean;
   /**
    * One stub per shard for as long as it works: calls made through one stub arrive in the order
    * made, which is the order of the log (a new stub after a failure; a gap is then filled).
@@ -87,23 +89,32 @@ export class ShardSet<S extends ShardStub = ShardStub> {
   readonly #sql: SqlStorage;
   readonly #byName = new Map<string, Shard<S>>();
   readonly #stub: (name: string, region: Region) => S;
-  readonly #retries = new Set<string>();
+  readonly #sync: (shard: string) => ShardPush;
 
-  constructor(sql: SqlStorage, stub: (name: string, region: Region) => S) {
+  /**
+   * `stub` makes a shard's stub; `sync` a push that tells a shard the end of the log (it fills what
+   * it missed): sent after a failed push.
+   */
+  constructor(sql: SqlStorage, stub: (name: string, region: Region) => S, sync: (shard: string) => ShardPush) {
     this.#sql = sql;
     this.#stub = stub;
+    this.#sync = sync;
     sql.exec(`CREATE TABLE IF NOT EXISTS shards (name TEXT PRIMARY KEY, region TEXT NOT NULL, idx INTEGER NOT NULL)`);
     for (const r of sql.exec<{ name: string; region: string; idx: number }>(`SELECT name, region, idx FROM shards`)) {
-      if (!isRegion(r.region)) continue;
-      this.#byName.set(r.name, {
-        name: r.name,
-        region: r.region,
-        index: r.idx,
-        subscribers: 0,
-        placedAtMs: 0,
-        failures: 0,
-      });
+      if (isRegion(r.region)) this.#remember(r.name, r.region, r.idx, 0, 0);
     }
+  }
+
+  #remember(name: string, region: Region, index: number, subscribers: number, placedAtMs: number): Shard<S> {
+    const s: Shard<S> = { name, region, index, subscribers, placedAtMs, failures: 0, retrying: false };
+    this.#byName.set(name, s);
+    return s;
+  }
+
+  /** Registers a new shard: stored, so the leader keeps pushing to it after a restart. */
+  #register(name: string, region: Region, index: number, subscribers: number, placedAtMs: number): Shard<S> {
+    this.#sql.exec(`INSERT OR REPLACE INTO shards (name, region, idx) VALUES (?, ?, ?)`, name, region, index);
+    return this.#remember(name, region, index, subscribers, placedAtMs);
   }
 
   get size(): number {
@@ -135,9 +146,7 @@ export class ShardSet<S extends ShardStub = ShardStub> {
     if (!shard) {
       let index = 0;
       while (ofRegion.some((s) => s.index === index)) index++;
-      shard = { name: shardName(room, region, index), region, index, subscribers: 0, placedAtMs: 0, failures: 0 };
-      this.#sql.exec(`INSERT OR REPLACE INTO shards (name, region, idx) VALUES (?, ?, ?)`, shard.name, region, index);
-      this.#byName.set(shard.name, shard);
+      shard = this.#register(shardName(room, region, index), region, index, 0, nowMs);
     }
     shard.subscribers++;
     shard.placedAtMs = nowMs;
@@ -150,27 +159,23 @@ export class ShardSet<S extends ShardStub = ShardStub> {
    */
   keep(name: string, region: Region, index: number, nowMs: number): void {
     const s = this.#byName.get(name);
-    if (s) {
-      s.placedAtMs = nowMs;
-      return;
-    }
-    this.#sql.exec(`INSERT OR REPLACE INTO shards (name, region, idx) VALUES (?, ?, ?)`, name, region, index);
-    this.#byName.set(name, { name, region, index, subscribers: 1, placedAtMs: nowMs, failures: 0 });
+    if (s) s.placedAtMs = nowMs;
+    else this.#register(name, region, index, 1, nowMs);
   }
 
   /**
    * Sends one push to every shard (to `only`, when given). `make` builds each shard's push. A
    * shard's answer updates its count; an empty shard past its placement grace is retired; a push
-   * that fails is followed by a sync (`sync`), which makes the shard fill what it missed.
+   * that fails is followed by a sync, which makes the shard fill what it missed.
    */
-  push(make: (shard: string) => ShardPush, sync: (shard: string) => ShardPush, only?: string): void {
+  push(make: (shard: string) => ShardPush, only?: string): void {
     for (const s of this.#byName.values()) {
       if (only !== undefined && s.name !== only) continue;
-      this.#send(s, make(s.name), sync);
+      this.#send(s, make(s.name));
     }
   }
 
-  #send(s: Shard<S>, p: ShardPush, sync: (shard: string) => ShardPush): void {
+  #send(s: Shard<S>, p: ShardPush): void {
     s.stub ??= this.#stub(s.name, s.region);
     s.stub.push(p).then(
       (r) => {
@@ -178,25 +183,25 @@ export class ShardSet<S extends ShardStub = ShardStub> {
         // Subscribers placed lately may still be on their way to the shard: its count leaves them out.
         const recent = Date.now() - s.placedAtMs <= PLACEMENT_GRACE_MS;
         s.subscribers = recent ? Math.max(s.subscribers, r.subscribers) : r.subscribers;
-        if (r.subscribers === 0) this.retire(s.name);
+        if (r.subscribers === 0) this.#retire(s);
       },
       (e) => {
         s.stub = undefined;
         s.failures++;
         console.warn(`push to shard ${s.name} failed (${s.failures} in a row)`, e);
-        this.#retry(s, sync);
+        this.#retry(s);
       },
     );
   }
 
   /** One sync after a failed push (one waiting per shard at a time; it backs off while pushes keep failing). */
-  #retry(s: Shard<S>, sync: (shard: string) => ShardPush): void {
-    if (this.#retries.has(s.name)) return;
-    this.#retries.add(s.name);
+  #retry(s: Shard<S>): void {
+    if (s.retrying) return;
+    s.retrying = true;
     const delay = Math.min(30_000, RETRY_MS * 2 ** Math.min(s.failures - 1, 7));
     setTimeout(() => {
-      this.#retries.delete(s.name);
-      if (this.#byName.get(s.name) === s) this.#send(s, sync(s.name), sync);
+      s.retrying = false;
+      if (this.#byName.get(s.name) === s) this.#send(s, this.#sync(s.name));
     }, delay);
   }
 
@@ -204,10 +209,9 @@ export class ShardSet<S extends ShardStub = ShardStub> {
    * Stops pushing to a shard and forgets it: it said it has no subscribers, and none were placed
    * on it lately (they may still be on their way).
    */
-  retire(name: string): void {
-    const s = this.#byName.get(name);
-    if (!s || Date.now() - s.placedAtMs <= PLACEMENT_GRACE_MS) return;
-    this.#byName.delete(name);
-    this.#sql.exec(`DELETE FROM shards WHERE name = ?`, name);
+  #retire(s: Shard<S>): void {
+    if (this.#byName.get(s.name) !== s || Date.now() - s.placedAtMs <= PLACEMENT_GRACE_MS) return;
+    this.#byName.delete(s.name);
+    this.#sql.exec(`DELETE FROM shards WHERE name = ?`, s.name);
   }
 }
