@@ -36,6 +36,8 @@ interface Entry {
   s: Session;
   /** When it got `subscribed` (0: not yet). */
   connectedAt: number;
+  /** The token it was opened (or last refreshed) with. */
+  token: string | undefined;
 }
 
 export function createRelayClient(
@@ -158,7 +160,7 @@ export function createRelayClient(
   }
 
   function open(t: Transport, token: string | undefined): Entry {
-    const entry = { t, connectedAt: 0 } as Entry;
+    const entry = { t, connectedAt: 0, token } as Entry;
     entry.s = t.open({ since, epoch: epoch || undefined, user, token, presence }, sinkFor(entry));
     return entry;
   }
@@ -370,7 +372,10 @@ export function createRelayClient(
     if (!entry || closed) return;
     let token: string | undefined;
     try {
-      token = await tokens.get(true);
+      // A publish over HTTP or Connect may have fetched the new token already: use that one, and
+      // ask for another only when the session still holds the current token.
+      token = await tokens.get();
+      if (token === entry.token) token = await tokens.get(true);
     } catch {
       later("refresh", 5_000, renew);
       return;
@@ -378,6 +383,7 @@ export function createRelayClient(
     if (entry !== session || closed) return;
     if (entry.s.refresh && token) {
       refreshing = true;
+      entry.token = token;
       entry.s.refresh(token);
       later("refreshAnswer", REFRESH_ANSWER_MS, refreshFailed);
     } else {

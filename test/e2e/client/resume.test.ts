@@ -110,10 +110,14 @@ it("short-lived tokens from an async function: WebSocket refreshes in place, SSE
     }),
   );
   await Promise.all(clients.map((c) => connected(c)));
-  // Publish from every client in turn until each has had two new tokens (two refreshes or renewals).
+  // Publish from every client in turn until each has had two new tokens: two refreshes in place
+  // (WebSocket), two renewals by a new stream (SSE, Connect).
+  const [ws, sse, connect] = clients;
+  const renewed = () =>
+    calls.websocket >= 3 && sse.client.getSnapshot().reconnects >= 2 && connect.client.getSnapshot().reconnects >= 2;
   const sent: string[] = [];
   const deadline = Date.now() + 25_000;
-  for (let i = 0; Object.values(calls).some((n) => n < 3) && Date.now() < deadline; i++) {
+  for (let i = 0; !renewed() && Date.now() < deadline; i++) {
     sent.push(`t${i}`);
     await clients[i % 3].client.publish(`t${i}`);
     await new Promise((r) => setTimeout(r, 400));
@@ -129,7 +133,6 @@ it("short-lived tokens from an async function: WebSocket refreshes in place, SSE
     expect(downs.map((s) => [s.transport, s.state, s.reason])).toEqual([]);
     expect(c.client.getSnapshot().state).toBe("connected");
   }
-  const [ws, sse, connect] = clients;
   expect(counting.made).toHaveLength(1); // the same socket all along
   expect(ws.client.getSnapshot().reconnects).toBe(0);
   expect(sse.client.getSnapshot().reconnects).toBeGreaterThanOrEqual(2);
