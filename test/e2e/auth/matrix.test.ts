@@ -474,7 +474,12 @@ describe("the JWKS", () => {
   });
 });
 
+/** When the matrix started: unknown kids may make one fetch per REFETCH_MS (10 s) window of it. */
+let matrixStartedAt = 0;
 describe.concurrent("every transport × every token", () => {
+  beforeAll(() => {
+    matrixStartedAt = Date.now();
+  });
   for (const t of TRANSPORTS) {
     for (const c of CASES) {
       it(`${t.name}, ${c.name} → ${c.expect}`, async ({ expect }) => {
@@ -715,9 +720,12 @@ describe("?token=", () => {
   });
 });
 
-// After the matrix, which took well under a minute.
+// After the matrix: its unknown kids (several per transport) may make at most one fetch per 10 s
+// window (REFETCH_MS), so a matrix slowed down by a busy machine still may not fetch per token.
 describe("the JWKS, after the matrix", () => {
-  it("was fetched again at most once for all of the matrix's unknown kids (one per transport)", () => {
-    expect(jwks.fetches).toBeLessThanOrEqual(2);
+  it("was fetched again at most once per 10 s for all of the matrix's unknown kids", () => {
+    const windows = Math.floor((Date.now() - matrixStartedAt) / 10_000) + 1;
+    expect(jwks.fetches).toBeGreaterThanOrEqual(2); // an unknown kid did make it look again
+    expect(jwks.fetches).toBeLessThanOrEqual(1 + windows);
   });
 });
