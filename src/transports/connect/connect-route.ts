@@ -4,13 +4,16 @@
  * Chat stream through the edge subscription (streaming-calls.ts). Native gRPC is answered with a
  * clear error: it needs HTTP trailers, which Workers responses cannot carry.
  */
-import { createConnectRouter, createContextValues } from "@connectrpc/connect";
+import { createContextValues, createServiceImplSpec } from "@connectrpc/connect";
 import {
   createAsyncIterable,
+  createUniversalServiceHandlers,
   type UniversalHandler,
   type UniversalServerResponse,
   universalServerRequestFromFetch,
 } from "@connectrpc/connect/protocol";
+import { createHandlerFactory as connectProtocol } from "@connectrpc/connect/protocol-connect";
+import { createHandlerFactory as grpcWebProtocol } from "@connectrpc/connect/protocol-grpc-web";
 import { discardBody } from "../../edge/body";
 import { joinBytes } from "../../edge/byte-stream";
 import type { RelayContext } from "../../edge/context";
@@ -33,9 +36,14 @@ function handlersFor(settings: Settings): Map<string, UniversalHandler> {
   let handlers = unaryHandlers.get(settings);
   if (!handlers) {
     // A request message larger than a frame may be is `resource_exhausted` before it is parsed.
-    const router = createConnectRouter({ grpc: false, readMaxBytes: settings.maxFrameBytes });
-    router.service(ChatService, unaryService);
-    handlers = new Map(router.handlers.map((h) => [h.requestPath, h]));
+    const options = { readMaxBytes: settings.maxFrameBytes };
+    // Connect and gRPC-Web only, not createConnectRouter: it would bundle native gRPC's handler,
+    // which a Worker cannot serve (no trailers; answered above with a clear error).
+    const list = createUniversalServiceHandlers(createServiceImplSpec(ChatService, unaryService), [
+      grpcWebProtocol(options),
+      connectProtocol(options),
+    ]);
+    handlers = new Map(list.map((h) => [h.requestPath, h]));
     unaryHandlers.set(settings, handlers);
   }
   return handlers;
