@@ -138,7 +138,8 @@ async function waitGroupGone(child: ChildProcess, ms: number): Promise<boolean> 
   return !groupAlive(pgid) && (child.exitCode !== null || child.signalCode !== null);
 }
 
-export async function startDevServer(opts: DevServerOptions = {}): Promise<DevServer> {
+/** Starts a dev server; `startDevServer` (below) tries again on new ports when one was taken meanwhile. */
+async function startOnce(opts: DevServerOptions): Promise<DevServer> {
   const port = opts.port ?? (await freePort());
   const inspectorPort = await freePort();
   const ownDir = opts.persistTo === undefined;
@@ -211,4 +212,20 @@ export async function startDevServer(opts: DevServerOptions = {}): Promise<DevSe
     await sleep(100);
   }
   return { baseUrl, port, persistTo, output: () => out, stop };
+}
+
+/**
+ * Starts `wrangler dev` and waits until it answers. A port found free can be taken before wrangler
+ * binds it (by any socket's ephemeral port: CI once got "Address already in use"), so a start
+ * that fails that way is tried again on new ports, when the caller did not fix the port.
+ */
+export async function startDevServer(opts: DevServerOptions = {}): Promise<DevServer> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startOnce(opts);
+    } catch (e) {
+      const taken = /Address already in use/.test(String(e));
+      if (!taken || opts.port !== undefined || attempt >= 3) throw e;
+    }
+  }
 }
