@@ -38,6 +38,7 @@ import { RoomLog, type StoredEvent } from "./log";
 import { type Opening, opening } from "./opening";
 import { memberOf, members, mergeMembers } from "./presence";
 import { RateLimiter, UserRateLimiter } from "./rate-limit";
+import { ShardMembers } from "./shard-members";
 import {
   isRegion,
   type PushResult,
@@ -152,6 +153,21 @@ export class Room extends DurableObject<RoomEnv> {
   readonly #openings = new Map<string, (o: ShardOpening, late: boolean) => void>();
   /** As a fan-out shard: its leader's stub (see #toLeader). */
   #leaderStub: DurableObjectStub<Room> | undefined;
+  /**
+   * Open connections per user on this object, kept as they open and depart: a socket its client
+   * closed leaves getWebSockets() before its close event is handled, and until then it still
+   * counts (so a call in between sees no leave that has not been told). Undefined after a wake:
+   * counted again from the sockets.
+   */
+  #perUser: Map<string, number> | undefined;
+  /** The sockets #perUser counts. */
+  #counted = new WeakSet<WebSocket>();
+  /** As a leader with shards: who is connected on which shard (made on first use). */
+  #shardMembersRecord: ShardMembers | undefined;
+  /** As a leader: reports received per shard, so a correction read before one of them is dropped. */
+  readonly #reports = new Map<string, number>();
+  /** As a leader: shards whose members are being read to correct the record. */
+  readonly #correcting = new Set<string>();
 
   constructor(ctx: DurableObjectState, vars: RoomEnv) {
     super(ctx, vars);
@@ -174,6 +190,7 @@ export class Room extends DurableObject<RoomEnv> {
       ctx.storage.sql,
       (name, region) => this.#namespace().getByName(name, hintOf(region)),
       (shard) => this.#sync(shard),
+      (shard, r, stub) => this.#shardAnswered(shard, r, stub),
     );
     // Events stored before a restart may not have reached the shards: each one checks its place
     // against the log (and fills what it missed). Cheap: one call per shard per wake-up.
@@ -259,12 +276,19 @@ export class Room extends DurableObject<RoomEnv> {
       );
       return;
     }
-    const joins = this.#connections.ofUser(att.who.user).length === 0;
+    const user = att.who.user;
+    const perUser = this.#userCounts();
+    const joins = (perUser.get(user) ?? 0) === 0;
+    const elsewhere = joins && this.#onShards(user);
     this.#connections.accept(server, att);
+    perUser.set(user, (perUser.get(user) ?? 0) + 1);
+    this.#counted.add(server);
     for (const f of open.frames) this.#deliver(server, format, f);
-    // The members now (itself included), then what changes: its own join goes to the others.
+    // The members now (itself included), then what changes: its own join goes to the others. A
+    // shard reports a user's first connection to its leader, which tells the whole room.
     if (att.presence) this.#sendSnapshot(server, att);
-    if (joins) this.#announce(att.room, "join", att.who.user, server);
+    if (joins && att.shard !== undefined) this.#report(att.room, att.shard, "join", this.#localMember(user));
+    else if (joins && !elsewhere) this.#announce(att.room, "join", this.#localMember(user));
     this.#armExpiry(att.who.expMs);
   }
 
@@ -358,7 +382,98 @@ export class Room extends DurableObject<RoomEnv> {
     const started = performance.now();
     this.#asShard(p.shard).receive(p);
     this.#fanOutUs += (performance.now() - started) * 1000;
-    return { subscribers: this.#connections.count() + this.#openings.size };
+    return { subscribers: this.#connections.count() + this.#openings.size, members: this.#userCounts().size };
+  }
+
+  /**
+   * A user's first connection on one of this room's shards opened, or their last one there closed
+   * (RPC from the shard, in the order it made its calls): the room hears of it when that makes the
+   * user join or leave the whole room.
+   */
+  memberChanged(shard: string, kind: "join" | "leave", member: MemberData): void {
+    const s = parseShardName(shard);
+    if (!s) return;
+    this.#reports.set(shard, (this.#reports.get(shard) ?? 0) + 1);
+    const before = this.#present(member.user);
+    this.#shardMembers().set(shard, member.user, kind === "join");
+    if (before !== this.#present(member.user)) this.#announce(s.room, kind, member);
+  }
+
+  /**
+   * A shard's push answer: when the users it holds are not as many as recorded (it restarted and
+   * lost its sockets, or a report was lost), the record is corrected from the shard's members.
+   */
+  #shardAnswered(shard: string, r: PushResult, stub: DurableObjectStub<Room>): void {
+    if (r.members === this.#shardMembers().count(shard) || this.#correcting.has(shard)) return;
+    if (r.members === 0) {
+      this.#correct(shard, []);
+      return;
+    }
+    this.#correcting.add(shard);
+    const reports = this.#reports.get(shard) ?? 0;
+    stub
+      .presence()
+      .then(
+        // A report that came meanwhile is newer than this list: the next answer says whether to look again.
+        (list) => (this.#reports.get(shard) ?? 0) === reports && this.#correct(shard, list),
+        (e) => console.warn(`could not read the members of shard ${shard}`, e),
+      )
+      .finally(() => this.#correcting.delete(shard));
+  }
+
+  /** Makes `list` the record of `shard`'s members, and tells the room of the users that joined or left by it. */
+  #correct(shard: string, list: readonly MemberData[]): void {
+    const room = parseShardName(shard)?.room;
+    if (room === undefined) return;
+    const record = this.#shardMembers();
+    const { added, removed } = record.replace(
+      shard,
+      list.map((m) => m.user),
+    );
+    for (const m of list) {
+      if (!added.includes(m.user)) continue;
+      const before = this.#userCounts().has(m.user) || record.elsewhere(m.user, shard);
+      if (!before) this.#announce(room, "join", m);
+    }
+    for (const user of removed) if (!this.#present(user)) this.#announce(room, "leave", memberOf(user, []));
+  }
+
+  /** Whether `user` is connected anywhere in the room, as this leader knows. */
+  #present(user: string): boolean {
+    return this.#userCounts().has(user) || this.#onShards(user);
+  }
+
+  /** Connections per user on this object (counted anew from its open sockets after a wake). */
+  #userCounts(): Map<string, number> {
+    if (!this.#perUser) {
+      const perUser = new Map<string, number>();
+      this.#counted = new WeakSet();
+      for (const ws of this.#connections.open()) {
+        if (this.#departed.has(ws)) continue;
+        const user = this.#connections.get(ws).who.user;
+        perUser.set(user, (perUser.get(user) ?? 0) + 1);
+        this.#counted.add(ws);
+      }
+      this.#perUser = perUser;
+    }
+    return this.#perUser;
+  }
+
+  /** Whether `user` is connected on one of this leader's shards. */
+  #onShards(user: string): boolean {
+    return this.#upstream === undefined && this.#shards.size > 0 && this.#shardMembers().has(user);
+  }
+
+  #shardMembers(): ShardMembers {
+    this.#shardMembersRecord ??= new ShardMembers(this.ctx.storage.sql);
+    return this.#shardMembersRecord;
+  }
+
+  /** As a shard: tells the leader that a user's first connection here opened, or their last one closed. */
+  #report(room: string, shard: string, kind: "join" | "leave", member: MemberData): void {
+    this.#toLeader(room, (l) => l.memberChanged(shard, kind, member)).catch((e) =>
+      console.warn(`could not tell the leader of a ${kind}`, e),
+    );
   }
 
   /** This object as the fan-out shard `name`: its upstream, made on first use. */
@@ -375,6 +490,9 @@ export class Room extends DurableObject<RoomEnv> {
       },
       resetAll: (reason) => {
         for (const ws of this.#connections.open()) this.#close(ws, "going_away", reason);
+      },
+      announce: (events) => {
+        for (const e of events) this.#tellPresence(new EncodedEvent(e));
       },
     });
     return this.#upstream;
@@ -719,19 +837,47 @@ export class Room extends DurableObject<RoomEnv> {
    */
   #departs(ws: WebSocket): void {
     if (this.#departed.has(ws)) return;
+    const perUser = this.#userCounts();
     this.#departed.add(ws);
-    const { room, who } = this.#connections.get(ws);
-    const others = this.#connections.ofUser(who.user).filter((o) => o !== ws && !this.#departed.has(o));
-    if (others.length === 0) this.#announce(room, "leave", who.user);
+    const { room, who, shard } = this.#connections.get(ws);
+    // A socket closed by its client before the count was made again is not in it.
+    const others = (perUser.get(who.user) ?? 0) - (this.#counted.has(ws) ? 1 : 0);
+    if (others > 0) perUser.set(who.user, others);
+    else perUser.delete(who.user);
+    if (others > 0) return;
+    const left = memberOf(who.user, []);
+    // A shard's socket knows its shard (after hibernation the object may not have heard yet).
+    if (shard !== undefined) this.#report(room, shard, "leave", left);
+    else if (!this.#onShards(who.user)) this.#announce(room, "leave", left);
   }
 
-  /** Tells every subscriber that asked for presence (but `except`) that `user` joined or left. */
-  #announce(room: string, kind: "join" | "leave", user: string, except?: WebSocket): void {
+  /** `user` as a member, from their connections to this object still open. */
+  #localMember(user: string): MemberData {
     const open = this.#connections.ofUser(user).filter((ws) => !this.#departed.has(ws));
-    const member = memberOf(user, kind === "join" ? open.map((ws) => this.#connections.get(ws)) : []);
+    return memberOf(
+      user,
+      open.map((ws) => this.#connections.get(ws)),
+    );
+  }
+
+  /**
+   * Tells the room that `member` joined or left it: this object's presence subscribers, and (a
+   * leader) every shard's, in the shards' stream of pushes.
+   */
+  #announce(room: string, kind: "join" | "leave", member: MemberData): void {
     const event = new EncodedEvent(this.#presenceEvent(room, kind, member, Date.now()));
+    this.#tellPresence(event);
+    if (this.#upstream !== undefined || this.#shards.size === 0) return;
+    // After the events stored so far, so the push starts where the shards are.
+    this.#flush();
+    this.#shards.push((shard) => ({ ...this.#sync(shard), presence: [event.data] }));
+  }
+
+  /** Sends a join or leave to this object's presence subscribers, but the user's own connections. */
+  #tellPresence(event: EncodedEvent): void {
+    const user = event.data.user;
     for (const format of FORMATS) {
-      const sockets = this.#connections.presenceOf(format).filter((ws) => ws !== except);
+      const sockets = this.#connections.presenceOf(format).filter((ws) => this.#connections.get(ws).who.user !== user);
       if (sockets.length === 0) continue;
       for (const frame of encodeEvents(format, [event])) {
         for (const ws of sockets) this.#deliver(ws, format, frame);

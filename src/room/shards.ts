@@ -27,6 +27,8 @@ export interface ShardPush {
   events: EventData[];
   /** Subscriptions opening at offset `from - 1`, after the events before them (see Upstream.open). */
   openings?: ShardOpening[];
+  /** Presence events (a user's first connection in the room, or last), after all of the above. */
+  presence?: EventData[];
 }
 
 /** A new subscriber's opening frames, computed by the leader at an offset, delivered in the push order. */
@@ -38,8 +40,8 @@ export interface ShardOpening {
   bytes: number;
 }
 
-/** What the leader gets back from a push: the shard's open subscribers. */
-export type PushResult = { subscribers: number };
+/** What the leader gets back from a push: the shard's open subscribers, and how many users they are. */
+export type PushResult = { subscribers: number; members: number };
 
 /** What the leader may call on a shard. */
 export interface ShardStub {
@@ -90,15 +92,23 @@ export class ShardSet<S extends ShardStub = ShardStub> {
   readonly #byName = new Map<string, Shard<S>>();
   readonly #stub: (name: string, region: Region) => S;
   readonly #sync: (shard: string) => ShardPush;
+  readonly #answered: (shard: string, r: PushResult, stub: S) => void;
 
   /**
    * `stub` makes a shard's stub; `sync` a push that tells a shard the end of the log (it fills what
-   * it missed): sent after a failed push.
+   * it missed): sent after a failed push; `answered` hears every push answer (before an empty shard
+   * is retired).
    */
-  constructor(sql: SqlStorage, stub: (name: string, region: Region) => S, sync: (shard: string) => ShardPush) {
+  constructor(
+    sql: SqlStorage,
+    stub: (name: string, region: Region) => S,
+    sync: (shard: string) => ShardPush,
+    answered: (shard: string, r: PushResult, stub: S) => void,
+  ) {
     this.#sql = sql;
     this.#stub = stub;
     this.#sync = sync;
+    this.#answered = answered;
     sql.exec(`CREATE TABLE IF NOT EXISTS shards (name TEXT PRIMARY KEY, region TEXT NOT NULL, idx INTEGER NOT NULL)`);
     for (const r of sql.exec<{ name: string; region: string; idx: number }>(`SELECT name, region, idx FROM shards`)) {
       if (isRegion(r.region)) this.#remember(r.name, r.region, r.idx, 0, 0);
@@ -177,9 +187,11 @@ export class ShardSet<S extends ShardStub = ShardStub> {
 
   #send(s: Shard<S>, p: ShardPush): void {
     s.stub ??= this.#stub(s.name, s.region);
-    s.stub.push(p).then(
+    const stub = s.stub;
+    stub.push(p).then(
       (r) => {
         s.failures = 0;
+        this.#answered(s.name, r, stub);
         // Subscribers placed lately may still be on their way to the shard: its count leaves them out.
         const recent = Date.now() - s.placedAtMs <= PLACEMENT_GRACE_MS;
         s.subscribers = recent ? Math.max(s.subscribers, r.subscribers) : r.subscribers;

@@ -32,6 +32,8 @@ export interface UpstreamHost {
   read(after: number): Promise<{ events: EventData[]; epoch: string }>;
   /** Ends every subscriber, telling each to resume by offset (the shard lost its place in the log). */
   resetAll(reason: string): void;
+  /** Tells the shard's presence subscribers of a user's join or leave in the room. */
+  announce(events: EventData[]): void;
 }
 
 export class Upstream {
@@ -83,6 +85,7 @@ export class Upstream {
     }
     const late = this.#position > p.from - 1;
     for (const o of p.openings ?? []) this.#host.open(o, late);
+    if (p.presence && p.presence.length > 0) this.#host.announce(p.presence);
   }
 
   /** Reads what the shard missed up to `upTo` from the leader's log, then applies the pushes held back. */

@@ -118,6 +118,32 @@ async function restart(name: string): Promise<void> {
   }).catch(() => undefined);
 }
 
+interface Watcher {
+  /** `join:<user>` and `leave:<user>`, in the order they came (a snapshot's joins first). */
+  seen: string[];
+  count(what: string): number;
+  ws: WebSocket;
+}
+
+/** A relay.v1.json connection of `user` in `region` that does not resume; `presence`: it asks for joins and leaves. */
+async function watcher(room: string, region: string, user: string, presence = true): Promise<Watcher> {
+  const res = await SELF.fetch(`https://relay.test/rooms/${room}/ws?user=${user}${presence ? "&presence=1" : ""}`, {
+    headers: { Upgrade: "websocket", "Sec-WebSocket-Protocol": "relay.v1.json", "X-Relay-Test-Region": region },
+  });
+  const ws = res.webSocket;
+  if (!ws) throw new Error(`no upgrade: ${res.status} ${await res.text()}`);
+  ws.accept();
+  const w: Watcher = { seen: [], count: (what) => w.seen.filter((x) => x === what).length, ws };
+  ws.addEventListener("message", (m) => {
+    const f = JSON.parse(m.data as string);
+    if (f.ping !== undefined) return ws.send(JSON.stringify({ pong: f.ping }));
+    for (const e of f.batch ? f.batch.events : f.event ? [f.event] : []) {
+      if (e.kind === "join" || e.kind === "leave") w.seen.push(`${e.kind}:${e.user}`);
+    }
+  });
+  return w;
+}
+
 describe("fan-out shards", { timeout: 60_000 }, () => {
   it("places subscribers past 10 on shards in their region, and every one gets every event once, in order", async () => {
     const room = "shards-basic";
@@ -200,6 +226,56 @@ describe("fan-out shards", { timeout: 60_000 }, () => {
     expect(await env.ROOM.getByName(room).disconnectUser("bob")).toBe(2);
     await waitUntil("bob's sockets to close", () => bobs.every((b) => b.ws.readyState === WebSocket.CLOSED));
     for (const x of [...subs, ...apac]) x.close();
+  });
+
+  it("tells presence subscribers on every object of a user's first connection in the room, and of their last", async () => {
+    const room = "shards-presence";
+    const onLeader = await watcher(room, "weur", "watch-leader");
+    const fillers = await subscribers(room, 9, () => "weur");
+    const onShard = await watcher(room, "weur", "watch-shard");
+    const watchers = [onLeader, onShard];
+    await waitUntil(
+      "the snapshots",
+      () => onLeader.count("join:watch-leader") + onShard.count("join:watch-shard") === 2,
+    );
+    const both = (what: string) => () => watchers.every((w) => w.count(what) >= 1);
+
+    // Alice: two connections, both on shards (the leader is full).
+    const alice = [await watcher(room, "weur", "alice", false), await watcher(room, "apac", "alice", false)];
+    await waitUntil("alice's join everywhere", both("join:alice"));
+    alice[0].ws.close();
+    await sleep(300);
+    alice[1].ws.close();
+    await waitUntil("alice's leave everywhere", both("leave:alice"));
+
+    // Bob: one connection on the leader (a filler made room), one on a shard.
+    fillers[0].close();
+    await sleep(200);
+    const bob = [await watcher(room, "weur", "bob", false), await watcher(room, "weur", "bob", false)];
+    await waitUntil("bob's join everywhere", both("join:bob"));
+    bob[0].ws.close();
+    await sleep(300);
+    bob[1].ws.close();
+    await waitUntil("bob's leave everywhere", both("leave:bob"));
+    // Once each: the second connection was no join, the first to close no leave.
+    for (const w of watchers) {
+      expect(
+        w.seen.filter((x) => /:(alice|bob)$/.test(x)),
+        w.seen.join(" "),
+      ).toEqual(["join:alice", "leave:alice", "join:bob", "leave:bob"]);
+    }
+
+    // Carol's shard restarts (her socket goes with it, and no leave is reported): its next push
+    // answer says it holds no one, and the leader tells the room she left.
+    const dave = await watcher(room, "weur", "dave", false); // the leader is full again
+    await watcher(room, "oc", "carol", false);
+    await waitUntil("carol's join", () => onLeader.count("join:carol") === 1);
+    await restart(`${room}/oc/0`);
+    expect(onLeader.count("leave:carol")).toBe(0);
+    await publish(room, 1, 1);
+    await waitUntil("carol's leave", () => onLeader.count("leave:carol") === 1);
+    for (const x of fillers.slice(1)) x.close();
+    for (const w of [...watchers, dave]) w.ws.close();
   });
 
   it("retires a shard once it is empty, and opens a new one when the room grows again", async () => {
