@@ -430,8 +430,9 @@ export class Room extends DurableObject<RoomEnv> {
       shard,
       list.map((m) => m.user),
     );
+    const joined = new Set(added);
     for (const m of list) {
-      if (!added.includes(m.user)) continue;
+      if (!joined.has(m.user)) continue;
       const before = this.#userCounts().has(m.user) || record.elsewhere(m.user, shard);
       if (!before) this.#announce(room, "join", m);
     }
@@ -459,9 +460,9 @@ export class Room extends DurableObject<RoomEnv> {
     return this.#perUser;
   }
 
-  /** Whether `user` is connected on one of this leader's shards. */
+  /** Whether `user` is connected on one of this leader's shards (a shard has none). */
   #onShards(user: string): boolean {
-    return this.#upstream === undefined && this.#shards.size > 0 && this.#shardMembers().has(user);
+    return this.#shards.size > 0 && this.#shardMembers().has(user);
   }
 
   #shardMembers(): ShardMembers {
@@ -867,7 +868,7 @@ export class Room extends DurableObject<RoomEnv> {
   #announce(room: string, kind: "join" | "leave", member: MemberData): void {
     const event = new EncodedEvent(this.#presenceEvent(room, kind, member, Date.now()));
     this.#tellPresence(event);
-    if (this.#upstream !== undefined || this.#shards.size === 0) return;
+    if (this.#shards.size === 0) return;
     // After the events stored so far, so the push starts where the shards are.
     this.#flush();
     this.#shards.push((shard) => ({ ...this.#sync(shard), presence: [event.data] }));
